@@ -1,0 +1,26 @@
+# reprolab: one Snakemake workflow, one DAG per paper.
+#   snakemake --cores 2 results/tet/report.html     one paper at the configured scale
+#   snakemake --cores 2 all                          every enabled paper and results/index.html
+#   snakemake --profile profiles/slurm all           the same on a SLURM cluster
+# Settings: config/config.yaml (global) and config/papers/<id>.yaml; see the README.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+configfile: "config/papers/tet.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/events.smk"
+include: "workflow/rules/tet.smk"
+include: "workflow/rules/index.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),

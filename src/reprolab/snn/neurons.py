@@ -1,0 +1,65 @@
+"""Neurons and surrogate gradients on top of SpikingJelly's ``activation_based`` API."""
+
+from __future__ import annotations
+
+import torch
+from spikingjelly.activation_based import neuron, surrogate
+
+
+class _TriangleSpike(torch.autograd.Function):
+    """Heaviside with a strict ``>`` and the triangle surrogate of TET's ``ZIF``.
+
+    Forward: ``H(x) = 1[x > 0]`` with ``x = u - V_th``. Backward:
+    ``dH/dx = max(0, gamma - |x|) / gamma**2`` (Deng et al., ICLR 2022, code ``ZIF``).
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, gamma: float) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        ctx.gamma = gamma
+        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        gamma = ctx.gamma
+        surrogate_grad = (gamma - x.abs()).clamp(min=0) / (gamma * gamma)
+        return grad_output * surrogate_grad, None
+
+
+class Triangle(surrogate.SurrogateFunctionBase):
+    """SpikingJelly surrogate module wrapping :class:`_TriangleSpike` (``alpha`` = gamma)."""
+
+    def __init__(self, alpha: float = 1.0, spiking: bool = True) -> None:
+        super().__init__(alpha, spiking)
+
+    @staticmethod
+    def spiking_function(x: torch.Tensor, alpha: float) -> torch.Tensor:
+        return _TriangleSpike.apply(x, alpha)
+
+    @staticmethod
+    def primitive_function(x: torch.Tensor, alpha: float) -> torch.Tensor:
+        # Integral of the triangle: a piecewise-quadratic ramp from 0 to 1 over [-alpha, alpha].
+        y = (x + alpha).clamp(0, 2 * alpha)
+        return torch.where(y <= alpha, y * y / (2 * alpha * alpha), 1 - (2 * alpha - y) ** 2 / (2 * alpha * alpha))
+
+
+def lif(decay: float = 0.5, v_threshold: float = 1.0, gamma: float = 1.0) -> neuron.LIFNode:
+    """The LIF neuron of TET and MTT as a multi-step SpikingJelly node.
+
+    ``u_t = decay * u_{t-1} + x_t``; spike ``o_t = 1[u_t > V_th]``; hard reset
+    ``u_t <- u_t (1 - o_t)`` (Deng et al., ICLR 2022, Sec. 3 and code ``LIFSpike``). With
+    SpikingJelly's ``decay_input=False`` and ``v_reset=0`` the charge is
+    ``v - v / tau + x``, so ``tau = 1 / (1 - decay)``.
+    """
+    if not 0.0 <= decay < 1.0:
+        raise ValueError(f"LIF decay must be in [0, 1), got {decay}")
+    return neuron.LIFNode(
+        tau=1.0 / (1.0 - decay),
+        decay_input=False,
+        v_threshold=v_threshold,
+        v_reset=0.0,
+        surrogate_function=Triangle(alpha=gamma),
+        detach_reset=False,
+        step_mode="m",
+    )

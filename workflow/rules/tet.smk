@@ -1,0 +1,115 @@
+# Temporal Efficient Training (Deng et al., ICLR 2022): SDT vs TET on the same data and seeds.
+# results/tet/<experiment>/<arm>_s<seed>/{model.pt,history.json,eval.json} -> figures -> report.
+
+from reprolab.snn.tet import is_static
+
+TET = pcfg("tet")
+TET_EXPS = TET["experiments"]
+
+
+wildcard_constraints:
+    tet_exp="|".join(TET_EXPS),
+    tet_arm="|".join(TET["arms"]),
+
+
+def tet_split_file(exp_name, split, T=None):
+    """Cache file of one split at T frames (event data) or the image cache (static data)."""
+    exp = TET_EXPS[exp_name]
+    if is_static(exp["dataset"]):
+        return f"{DATA}/static/{exp['dataset']}/{split}.npz"
+    binning = exp.get("frames", {}).get("binning", "count")
+    return f"{DATA}/frames/{exp['dataset']}/{split}_T{T or exp['T']}_{binning}.npz"
+
+
+def tet_eval_Ts(exp_name):
+    exp = TET_EXPS[exp_name]
+    return sorted(set(exp["eval_T"]) | {exp["T"]})
+
+
+def tet_runs(filename):
+    """One path per experiment, arm and seed."""
+    return [
+        f"results/tet/{e}/{a}_s{s}/{filename}" for e in TET_EXPS for a in TET["arms"] for s in TET["seeds"]
+    ]
+
+
+rule tet_train:
+    input:
+        train=lambda wc: tet_split_file(wc.tet_exp, "train"),
+        test=lambda wc: tet_split_file(wc.tet_exp, "test"),
+    output:
+        model="results/tet/{tet_exp}/{tet_arm}_s{seed}/model.pt",
+        history="results/tet/{tet_exp}/{tet_arm}_s{seed}/history.json",
+    params:
+        exp=lambda wc: TET_EXPS[wc.tet_exp],
+        loss=TET["loss"],
+        device=config["device"],
+        checkpoint_dir="checkpoints/tet/{tet_exp}/{tet_arm}_s{seed}",
+    resources:
+        **train_resources("tet"),
+    log:
+        "logs/tet/train_{tet_exp}_{tet_arm}_s{seed}.log",
+    benchmark:
+        "benchmarks/tet/train_{tet_exp}_{tet_arm}_s{seed}.tsv"
+    conda:
+        f"{ENV_DIR}/snn.yaml"
+    script:
+        "../scripts/tet/train.py"
+
+
+rule tet_evaluate:
+    input:
+        model="results/tet/{tet_exp}/{tet_arm}_s{seed}/model.pt",
+        tests=lambda wc: [tet_split_file(wc.tet_exp, "test", T) for T in tet_eval_Ts(wc.tet_exp)],
+    output:
+        "results/tet/{tet_exp}/{tet_arm}_s{seed}/eval.json",
+    params:
+        exp=lambda wc: TET_EXPS[wc.tet_exp],
+        eval_T=lambda wc: tet_eval_Ts(wc.tet_exp),
+        device=config["device"],
+    log:
+        "logs/tet/evaluate_{tet_exp}_{tet_arm}_s{seed}.log",
+    benchmark:
+        "benchmarks/tet/evaluate_{tet_exp}_{tet_arm}_s{seed}.tsv"
+    conda:
+        f"{ENV_DIR}/snn.yaml"
+    script:
+        "../scripts/tet/evaluate.py"
+
+
+rule tet_figures:
+    input:
+        histories=tet_runs("history.json"),
+        evals=tet_runs("eval.json"),
+    output:
+        curves=report("results/tet/figures/training_curves.png", caption="../report/tet/curves.rst", category="tet"),
+        scalability=report(
+            "results/tet/figures/temporal_scalability.png", caption="../report/tet/scalability.rst", category="tet"
+        ),
+        per_step=report("results/tet/figures/per_step_accuracy.png", caption="../report/tet/per_step.rst", category="tet"),
+    log:
+        "logs/tet/figures.log",
+    conda:
+        f"{ENV_DIR}/report.yaml"
+    script:
+        "../scripts/tet/figures.py"
+
+
+rule tet_report:
+    input:
+        histories=tet_runs("history.json"),
+        evals=tet_runs("eval.json"),
+        figures=rules.tet_figures.output,
+        data=lambda wc: sorted({tet_split_file(e, s) for e in TET_EXPS for s in ("train", "test")}),
+    output:
+        html="results/tet/report.html",
+        claims="results/tet/claims.json",
+    params:
+        settings=TET,
+        global_settings=global_settings(),
+    log:
+        "logs/tet/report.log",
+    conda:
+        f"{ENV_DIR}/report.yaml"
+    script:
+        "../scripts/tet/report.py"
