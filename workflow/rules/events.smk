@@ -2,9 +2,9 @@
 # static image datasets -> image caches. Rules for every SNN paper (tet, mtt, calib, ...).
 
 from reprolab.data.pipeline import EVENT_DATASETS, STATIC_DATASETS, archive_for_split
-from reprolab.data.registry import dataset_file_path, get_dataset, load_registry
+from reprolab.data.registry import dataset_file_path, get_dataset
 
-REGISTRY = load_registry("config/datasets.yaml")
+# REGISTRY: loaded and checked in data.smk.
 
 
 def event_archive(wildcards):
