@@ -1,7 +1,7 @@
 # Temporal Efficient Training (Deng et al., ICLR 2022): SDT vs TET on the same data and seeds.
 # results/tet/<experiment>/<arm>_s<seed>/{model.pt,history.json,eval.json} -> figures -> report.
 
-from reprolab.snn.tet import is_static
+from reprolab.data.pipeline import STATIC_DATASETS
 
 TET = pcfg("tet")
 TET_EXPS = TET["experiments"]
@@ -15,7 +15,7 @@ wildcard_constraints:
 def tet_split_file(exp_name, split, T=None):
     """Cache file of one split at T frames (event data) or the image cache (static data)."""
     exp = TET_EXPS[exp_name]
-    if is_static(exp["dataset"]):
+    if exp["dataset"] in STATIC_DATASETS:
         return f"{DATA}/static/{exp['dataset']}/{split}.npz"
     binning = exp.get("frames", {}).get("binning", "count")
     return f"{DATA}/frames/{exp['dataset']}/{split}_T{T or exp['T']}_{binning}.npz"

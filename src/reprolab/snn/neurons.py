@@ -44,7 +44,29 @@ class Triangle(surrogate.SurrogateFunctionBase):
         return torch.where(y <= alpha, y * y / (2 * alpha * alpha), 1 - (2 * alpha - y) ** 2 / (2 * alpha * alpha))
 
 
-def lif(decay: float = 0.5, v_threshold: float = 1.0, gamma: float = 1.0) -> neuron.LIFNode:
+class LIF(neuron.LIFNode):
+    """SpikingJelly's ``LIFNode`` whose multi-step training loop splits time with ``unbind``.
+
+    SpikingJelly's torch backend indexes ``x_seq[t]`` at every step; the backward pass of
+    each index allocates and fills a zero tensor of the whole ``[T, N, ...]`` input, which
+    costs O(T^2) memory traffic and dominated CPU training time (see bench/tet_throughput.py).
+    ``unbind`` gives one gradient buffer for all steps. The neuron dynamics are unchanged.
+    """
+
+    def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        if not (self.training and self.backend == "torch"):
+            return super().multi_step_forward(x_seq)
+        spikes, voltages = [], []
+        for x in x_seq.unbind(0):
+            spikes.append(self.single_step_forward(x))
+            if self.store_v_seq:
+                voltages.append(self.v)
+        if self.store_v_seq:
+            self.v_seq = torch.stack(voltages)
+        return torch.stack(spikes)
+
+
+def lif(decay: float = 0.5, v_threshold: float = 1.0, gamma: float = 1.0) -> LIF:
     """The LIF neuron of TET and MTT as a multi-step SpikingJelly node.
 
     ``u_t = decay * u_{t-1} + x_t``; spike ``o_t = 1[u_t > V_th]``; hard reset
@@ -54,7 +76,7 @@ def lif(decay: float = 0.5, v_threshold: float = 1.0, gamma: float = 1.0) -> neu
     """
     if not 0.0 <= decay < 1.0:
         raise ValueError(f"LIF decay must be in [0, 1), got {decay}")
-    return neuron.LIFNode(
+    return LIF(
         tau=1.0 / (1.0 - decay),
         decay_input=False,
         v_threshold=v_threshold,

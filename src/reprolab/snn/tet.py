@@ -16,12 +16,12 @@ import numpy as np
 import torch
 
 from reprolab.core.errors import ConfigError
+from reprolab.data.pipeline import STATIC_DATASETS
 from reprolab.snn.data import ArrayBatches, Augment, Preprocess
 from reprolab.snn.losses import sdt_loss, tet_loss
 from reprolab.snn.models import SpikingNet, build_model
 from reprolab.snn.training import StepFn, TrainSpec, evaluate, fit, loss_step
 
-STATIC_DATASETS = ("digits", "cifar10", "cifar100")
 NUM_CLASSES = {"cifar100": 100}
 
 
