@@ -26,6 +26,24 @@ def tet_eval_Ts(exp_name):
     return sorted(set(exp["eval_T"]) | {exp["T"]})
 
 
+def tet_tit_exps():
+    """Experiments with time inheritance training enabled."""
+    return [e for e, exp in TET_EXPS.items() if exp.get("tit", {}).get("enabled", False)]
+
+
+def tet_tit_stage(exp_name, stage):
+    """Experiment config of a TIT stage: ``small`` (at small_T) or ``inherit`` (at T, fewer epochs)."""
+    exp, tit = TET_EXPS[exp_name], TET_EXPS[exp_name]["tit"]
+    if stage == "small":
+        return dict(exp, T=tit["small_T"], optim=dict(exp["optim"], epochs=tit["small_epochs"]))
+    return dict(exp, optim=dict(exp["optim"], epochs=tit["epochs"]))
+
+
+def tet_tit_runs(filename):
+    seed = TET["seeds"][0]
+    return [f"results/tet/{e}/tit/{stage}_s{seed}/{filename}" for e in tet_tit_exps() for stage in ("small", "inherit")]
+
+
 def tet_runs(filename):
     """One path per experiment, arm and seed."""
     return [
@@ -57,6 +75,34 @@ rule tet_train:
         "../scripts/tet/train.py"
 
 
+rule tet_tit:
+    """Time inheritance training: a TET run at small_T, then one at T started from its weights."""
+    input:
+        train=lambda wc: tet_split_file(wc.tet_exp, "train", tet_tit_stage(wc.tet_exp, wc.stage)["T"]),
+        test=lambda wc: tet_split_file(wc.tet_exp, "test", tet_tit_stage(wc.tet_exp, wc.stage)["T"]),
+        init=lambda wc: [f"results/tet/{wc.tet_exp}/tit/small_s{wc.seed}/model.pt"] if wc.stage == "inherit" else [],
+    output:
+        model="results/tet/{tet_exp}/tit/{stage}_s{seed}/model.pt",
+        history="results/tet/{tet_exp}/tit/{stage}_s{seed}/history.json",
+    params:
+        exp=lambda wc: tet_tit_stage(wc.tet_exp, wc.stage),
+        loss=TET["loss"],
+        device=config["device"],
+        checkpoint_dir="checkpoints/tet/{tet_exp}/tit/{stage}_s{seed}",
+    wildcard_constraints:
+        stage="small|inherit",
+    resources:
+        **train_resources("tet"),
+    log:
+        "logs/tet/tit_{tet_exp}_{stage}_s{seed}.log",
+    benchmark:
+        "benchmarks/tet/tit_{tet_exp}_{stage}_s{seed}.tsv"
+    conda:
+        f"{ENV_DIR}/snn.yaml"
+    script:
+        "../scripts/tet/tit.py"
+
+
 rule tet_evaluate:
     input:
         model="results/tet/{tet_exp}/{tet_arm}_s{seed}/model.pt",
@@ -81,12 +127,14 @@ rule tet_figures:
     input:
         histories=tet_runs("history.json"),
         evals=tet_runs("eval.json"),
+        tit=tet_tit_runs("history.json"),
     output:
         curves=report("results/tet/figures/training_curves.png", caption="../report/tet/curves.rst", category="tet"),
         scalability=report(
             "results/tet/figures/temporal_scalability.png", caption="../report/tet/scalability.rst", category="tet"
         ),
         per_step=report("results/tet/figures/per_step_accuracy.png", caption="../report/tet/per_step.rst", category="tet"),
+        tit=report("results/tet/figures/time_inheritance.png", caption="../report/tet/tit.rst", category="tet"),
     log:
         "logs/tet/figures.log",
     conda:
@@ -98,6 +146,7 @@ rule tet_figures:
 rule tet_report:
     input:
         histories=tet_runs("history.json"),
+        tit=tet_tit_runs("history.json"),
         evals=tet_runs("eval.json"),
         figures=rules.tet_figures.output,
         data=lambda wc: sorted({tet_split_file(e, s) for e in TET_EXPS for s in ("train", "test")}),

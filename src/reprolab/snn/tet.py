@@ -72,8 +72,7 @@ def arm_step(arm: str, loss_cfg: dict[str, float]) -> StepFn:
 
 def train_arm(exp: dict[str, Any], arm: str, seed: int, loss_cfg: dict[str, float], train_path: str | Path,
               test_path: str | Path, checkpoint_dir: str | Path, device: str,
-              init_state: dict[str, torch.Tensor] | None = None, epochs: int | None = None,
-              T: int | None = None) -> tuple[SpikingNet, list[dict[str, Any]]]:
+              init_state: dict[str, torch.Tensor] | None = None) -> tuple[SpikingNet, list[dict[str, Any]]]:
     """Train one arm with one seed; resumable through ``checkpoint_dir``.
 
     Parameters
@@ -86,21 +85,18 @@ def train_arm(exp: dict[str, Any], arm: str, seed: int, loss_cfg: dict[str, floa
         Seeds weight initialisation, batch order and augmentation.
     init_state
         Weights to start from (time inheritance training), else a fresh initialisation.
-    epochs, T
-        Overrides of the experiment's epochs and time steps (time inheritance training).
     """
     from reprolab.core.runtime import seed_everything
 
     limit = exp.get("limit", {})
-    T = T or exp["T"]
+    T = exp["T"]
     train = make_batches(exp, train_path, train=True, T=T, limit=limit.get("train"))
     test = make_batches(exp, test_path, train=False, T=T, limit=limit.get("test"))
     seed_everything(seed)
     model = build_for(exp, test)
     if init_state is not None:
         model.load_state_dict(init_state)
-    optim = dict(exp["optim"], epochs=epochs or exp["optim"]["epochs"])
-    spec = TrainSpec.from_config(optim, seed, arm=arm, loss=loss_cfg, model=exp["model"], T=T,
+    spec = TrainSpec.from_config(exp["optim"], seed, arm=arm, loss=loss_cfg, model=exp["model"], T=T,
                                  dataset=exp["dataset"], inherited=init_state is not None)
     history = fit(model, train, test, arm_step(arm, loss_cfg), spec, checkpoint_dir, device)
     return model, history
@@ -139,17 +135,23 @@ def load_model(path: str | Path, exp: dict[str, Any], test_path: str | Path) -> 
 
 def run_training(exp: dict[str, Any], arm: str, seed: int, loss_cfg: dict[str, float], train_path: str,
                  test_path: str, checkpoint_dir: str, device_pref: str, threads: int, out_model: str,
-                 out_history: str) -> None:
-    """The ``tet_train`` rule: train one arm and seed, write the model and its per-epoch history."""
+                 out_history: str, init_model: str | None = None) -> None:
+    """The ``tet_train`` and ``tet_tit`` rules: train one arm and seed, write the model and its history.
+
+    ``init_model`` (time inheritance training) starts from the weights of another run of the
+    same architecture, typically trained at a smaller T.
+    """
     from reprolab.core.io import write_json
     from reprolab.core.runtime import choose_device, set_threads
 
     set_threads(threads)
     device = choose_device(device_pref)
-    model, history = train_arm(exp, arm, seed, loss_cfg, train_path, test_path, checkpoint_dir, device)
+    init_state = torch.load(init_model, map_location="cpu", weights_only=False)["state_dict"] if init_model else None
+    model, history = train_arm(exp, arm, seed, loss_cfg, train_path, test_path, checkpoint_dir, device,
+                               init_state=init_state)
     save_model(out_model, model.cpu(), exp, {"arm": arm, "seed": seed})
     write_json(out_history, {"arm": arm, "seed": seed, "T": exp["T"], "dataset": exp["dataset"],
-                             "device": device, "epochs": history})
+                             "device": device, "inherited_from": init_model, "epochs": history})
 
 
 def run_evaluation(exp: dict[str, Any], model_path: str, test_paths: dict[str, str], device_pref: str,
