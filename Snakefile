@@ -11,12 +11,14 @@ min_version("9.0")
 
 configfile: "config/config.yaml"
 configfile: "config/papers/tet.yaml"
+configfile: "config/papers/energy.yaml"
 
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/events.smk"
 include: "workflow/rules/tet.smk"
+include: "workflow/rules/energy.smk"
 include: "workflow/rules/index.smk"
 
 

@@ -1,0 +1,1 @@
+"""Network neuroscience: control theory of brain networks, network measures, multilayer modularity."""
