@@ -14,6 +14,13 @@ configfile: "config/papers/tet.yaml"
 configfile: "config/papers/energy.yaml"
 
 
+wildcard_constraints:
+    split="train|test",
+    T=r"\d+",
+    binning="count|time",
+    seed=r"\d+",
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/events.smk"

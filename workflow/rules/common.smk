@@ -1,5 +1,5 @@
-# Helpers shared by every rule file: config validation, per-scale paper settings, targets,
-# resources. All Python of the workflow lives here or in the reprolab package.
+# Helpers shared by all rule files (config validation, per-scale paper settings, targets,
+# resources, data registry lookups). All Python of the workflow lives here or in the package.
 
 import yaml
 from pathlib import Path
@@ -8,22 +8,22 @@ from snakemake.exceptions import WorkflowError
 
 from reprolab.core.config import paper_config, validate_config
 from reprolab.core.errors import ReprolabError
+from reprolab.data.pipeline import archive_for_split
+from reprolab.data.registry import dataset_file_path, download_spec, get_dataset, load_registry
 
 try:
     validate_config(config, "config/schema.yaml", "config/schemas")
 except ReprolabError as err:
     raise WorkflowError(f"invalid configuration:\n{err}")
 
+try:
+    REGISTRY = load_registry("config/datasets.yaml")
+except ReprolabError as err:
+    raise WorkflowError(f"invalid dataset registry:\n{err}")
+
 SCALE = config["scale"]
 DATA = config["data_dir"].rstrip("/")
 ENV_DIR = "../../envs"
-
-
-wildcard_constraints:
-    split="train|test",
-    T=r"\d+",
-    binning="count|time",
-    seed=r"\d+",
 
 
 def pcfg(paper):
@@ -56,3 +56,19 @@ def train_resources(paper):
 def global_settings():
     """The global keys every report lists with the paper's own settings."""
     return {k: config[k] for k in ("scale", "device", "data_dir")}
+
+
+def download_params(wildcards):
+    """fetch() arguments of one registry file; raises with instructions for gated data."""
+    return download_spec(REGISTRY, wildcards.dataset, wildcards.filename, DATA)
+
+
+def event_archive_entry(wildcards):
+    """Registry entry of the archive holding an event dataset's split."""
+    ds = get_dataset(REGISTRY, wildcards.dataset)
+    return archive_for_split(ds.files, ds.id, wildcards.split)
+
+
+def event_archive(wildcards):
+    """The archive holding a split: committed (demo) or downloaded by data_download."""
+    return str(dataset_file_path(get_dataset(REGISTRY, wildcards.dataset), event_archive_entry(wildcards), DATA))

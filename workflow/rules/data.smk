@@ -8,20 +8,9 @@
 # Committed datasets (access: local) have no download; their paths come from the registry.
 # DATA, ENV_DIR: workflow/rules/common.smk.
 
-from snakemake.exceptions import WorkflowError
+from reprolab.data.registry import downloadable_ids
 
-from reprolab.core.errors import ReprolabError as _ReprolabError
-from reprolab.data.registry import download_spec, downloadable_ids, load_registry
-
-try:
-    REGISTRY = load_registry("config/datasets.yaml")
-except _ReprolabError as err:
-    raise WorkflowError(f"invalid dataset registry:\n{err}")
-
-
-def download_params(wildcards):
-    """fetch() arguments of one registry file; raises with instructions for gated data."""
-    return download_spec(REGISTRY, wildcards.dataset, wildcards.filename, DATA)
+# REGISTRY and download_params(): workflow/rules/common.smk.
 
 
 rule data_download:

@@ -1,21 +1,9 @@
 # Event datasets -> per-split event files -> frames for any number of bins T (cached);
 # static image datasets -> image caches. Rules for every SNN paper (tet, mtt, calib, ...).
 
-from reprolab.data.pipeline import EVENT_DATASETS, STATIC_DATASETS, archive_for_split
-from reprolab.data.registry import dataset_file_path, get_dataset
+from reprolab.data.pipeline import EVENT_DATASETS, STATIC_DATASETS
 
-# REGISTRY: loaded and checked in data.smk.
-
-
-def event_archive(wildcards):
-    """The archive holding a split: committed (demo) or downloaded by data_download."""
-    ds = get_dataset(REGISTRY, wildcards.dataset)
-    return str(dataset_file_path(ds, archive_for_split(ds.files, ds.id, wildcards.split), DATA))
-
-
-def event_archive_entry(wildcards):
-    ds = get_dataset(REGISTRY, wildcards.dataset)
-    return archive_for_split(ds.files, ds.id, wildcards.split)
+# event_archive() and event_archive_entry(): workflow/rules/common.smk.
 
 
 rule data_events:
