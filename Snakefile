@@ -12,6 +12,7 @@ min_version("9.0")
 configfile: "config/config.yaml"
 configfile: "config/papers/tet.yaml"
 configfile: "config/papers/energy.yaml"
+configfile: "config/papers/mtt.yaml"
 
 
 wildcard_constraints:
@@ -26,6 +27,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/events.smk"
 include: "workflow/rules/tet.smk"
 include: "workflow/rules/energy.smk"
+include: "workflow/rules/mtt.smk"
 include: "workflow/rules/index.smk"
 
 
