@@ -13,6 +13,7 @@ configfile: "config/config.yaml"
 configfile: "config/papers/tet.yaml"
 configfile: "config/papers/energy.yaml"
 configfile: "config/papers/mtt.yaml"
+configfile: "config/papers/hebbff.yaml"
 
 
 wildcard_constraints:
@@ -28,6 +29,7 @@ include: "workflow/rules/events.smk"
 include: "workflow/rules/tet.smk"
 include: "workflow/rules/energy.smk"
 include: "workflow/rules/mtt.smk"
+include: "workflow/rules/hebbff.smk"
 include: "workflow/rules/index.smk"
 
 
