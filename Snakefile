@@ -14,6 +14,7 @@ configfile: "config/papers/tet.yaml"
 configfile: "config/papers/energy.yaml"
 configfile: "config/papers/mtt.yaml"
 configfile: "config/papers/hebbff.yaml"
+configfile: "config/papers/calib.yaml"
 
 
 wildcard_constraints:
@@ -30,6 +31,7 @@ include: "workflow/rules/tet.smk"
 include: "workflow/rules/energy.smk"
 include: "workflow/rules/mtt.smk"
 include: "workflow/rules/hebbff.smk"
+include: "workflow/rules/calib.smk"
 include: "workflow/rules/index.smk"
 
 

@@ -41,13 +41,13 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numba
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -130,21 +130,21 @@ class IFNeuron(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         T, n = self.T, self.n_batch or z.shape[0] // self.T
+        V = self._broadcast(self.threshold.to(z.device), z.dim())
+        if self.shift:
+            z = z + V / (2 * T)  # the per-step shift enters the drive once, before the loop
         if z.shape[0] == n * T:
             drive = z.view(T, n, *z.shape[1:])
         elif z.shape[0] == n:
             drive = z.unsqueeze(0).expand(T, *z.shape)
         else:
             raise RuntimeError(f"IFNeuron got a batch of {z.shape[0]} for T={T} and {n} samples")
-        V = self._broadcast(self.threshold.to(z.device), z.dim())
-        bias = V / (2 * T) if self.shift else torch.zeros((), device=z.device)
         v = torch.zeros_like(drive[0]) if self.v_init is None else self.v_init.to(z.device).expand_as(drive[0]).clone()
         out = torch.empty(drive.shape, dtype=z.dtype, device=z.device)
         for t in range(T):  # the membrane recurrence; every step is one vectorised update
-            v = v + drive[t] + bias
-            spikes = (v >= V).to(z.dtype) * V
-            v = v - spikes
-            out[t] = spikes
+            v.add_(drive[t])
+            torch.mul(v >= V, V, out=out[t])
+            v.sub_(out[t])
         return out.flatten(0, 1)
 
 
@@ -315,13 +315,36 @@ def ann_outputs(folded: nn.Module, units: Sequence[Unit], x: torch.Tensor) -> li
 # Thresholds
 # --------------------------------------------------------------------------------------
 
+@numba.njit(cache=True, nogil=True)
+def _grid_errors(acts: np.ndarray, peaks: np.ndarray, scales: np.ndarray, T: int, offset: float) -> np.ndarray:
+    """``errors[k, g] = sum_m (ClipFloor(a[g, m]; T, scales[k] peaks[g]) - a[g, m])^2`` in one pass."""
+    n_groups, n_elems = acts.shape
+    errors = np.zeros((scales.shape[0], n_groups))
+    for g in range(n_groups):
+        for k in range(scales.shape[0]):
+            V = scales[k] * peaks[g]
+            inv = T / V
+            step = V / T
+            total = 0.0
+            for m in range(n_elems):
+                a = acts[g, m]
+                count = np.floor(a * inv + offset)
+                count = min(max(count, 0.0), T)
+                d = count * step - a
+                total += d * d
+            errors[k, g] = total
+    return errors
+
+
 def mse_threshold(acts: torch.Tensor, T: int, shift: bool = True, channel_wise: bool = False,
-                  candidates: int = 95, step: float = 0.01, max_elements: int = 1 << 24) -> torch.Tensor:
+                  candidates: int = 95, step: float = 0.01) -> torch.Tensor:
     """The threshold of the card's grid search (Sec. 2.4; official ``find_threshold_mse``).
 
     Candidates ``V_i = max(a) (1 - step i)``, ``i = 0..candidates-1``; returns the ``V_i``
-    minimising ``||a - ClipFloor(a; T, V_i)||^2`` (first minimum). The quantiser is the
-    neuron's own (rounding when ``shift``). Vectorised over candidates in memory-bounded chunks.
+    minimising ``||a - ClipFloor(a; T, V_i)||^2`` (the first minimum, as the official strict
+    ``<`` scan). The quantiser is the neuron's own (rounding when ``shift``). Zero activations
+    have zero error for every candidate and are skipped; the rest is one compiled pass per
+    candidate.
 
     Parameters
     ----------
@@ -333,19 +356,19 @@ def mse_threshold(acts: torch.Tensor, T: int, shift: bool = True, channel_wise: 
     Returns
     -------
     torch.Tensor
-        0-d (layer-wise) or ``[C]`` (channel-wise).
+        0-d (layer-wise) or ``[C]`` (channel-wise), on the device of ``acts``.
     """
     a = acts.detach().float()
-    a = a.transpose(0, 1).reshape(a.shape[1], -1) if channel_wise else a.reshape(1, -1)  # [G, M]
-    peak = a.amax(dim=1).clamp(min=1e-8)  # [G]
-    scales = 1.0 - step * torch.arange(candidates, dtype=a.dtype, device=a.device)
-    errors = torch.empty(candidates, a.shape[0], dtype=a.dtype, device=a.device)
-    chunk = max(1, max_elements // max(a.numel(), 1))
-    for lo in range(0, candidates, chunk):
-        V = scales[lo:lo + chunk, None, None] * peak[None, :, None]  # [K, G, 1]
-        errors[lo:lo + chunk] = (clip_floor(a[None], T, V, shift) - a[None]).pow(2).sum(-1)
-    best = errors.argmin(dim=0)  # first minimum, as the official strict '<' scan
-    V = scales[best] * peak
+    grouped = a.transpose(0, 1).reshape(a.shape[1], -1) if channel_wise else a.reshape(1, -1)  # [G, M]
+    peaks = grouped.amax(dim=1).clamp(min=1e-8).double().cpu().numpy()
+    scales = 1.0 - step * np.arange(candidates, dtype=np.float64)
+    if channel_wise:
+        errors = _grid_errors(grouped.double().cpu().numpy(), peaks, scales, int(T), 0.5 if shift else 0.0)
+    else:
+        nonzero = grouped[grouped > 0].double().cpu().numpy().reshape(1, -1)
+        errors = _grid_errors(nonzero, peaks, scales, int(T), 0.5 if shift else 0.0)
+    best = errors.argmin(axis=0)
+    V = torch.as_tensor(scales[best] * peaks, dtype=torch.float32, device=acts.device)
     return V if channel_wise else V[0]
 
 
@@ -395,8 +418,8 @@ def scan_thresholds(folded: nn.Module, units: Sequence[Unit], batches: Sequence[
         acts = ann_outputs(folded, units, x)
         for i, a in enumerate(acts):
             max_v[i] = _ema(max_v[i], max_threshold(a, channel_wise), momentum)
-            for T in mse_v:
-                mse_v[T][i] = _ema(mse_v[T][i], mse_threshold(a, T, shift, channel_wise, candidates, step), momentum)
+            for T, values in mse_v.items():
+                values[i] = _ema(values[i], mse_threshold(a, T, shift, channel_wise, candidates, step), momentum)
     return ThresholdSet(max=list(max_v), mse={T: list(v) for T, v in mse_v.items()})  # type: ignore[arg-type]
 
 
@@ -406,6 +429,35 @@ def scan_thresholds(folded: nn.Module, units: Sequence[Unit], batches: Sequence[
 
 def _synapse_conv(unit: Unit) -> nn.Conv2d:
     return unit.synapse.conv
+
+
+@torch.no_grad()
+def calibrate_in_one_pass(snn: ConvertedSNN, x: torch.Tensor,
+                          correct: Callable[[int, Unit, torch.Tensor], None]) -> None:
+    """Calibrate every spiking layer in forward order during a single SNN forward pass.
+
+    When layer ``i`` has run, ``correct(i, unit, s)`` receives its time-averaged output
+    ``s`` and updates the layer; the layer is then run again on the same input and its
+    corrected output goes on to the next layer. This equals the official procedure, which
+    reruns the whole SNN for every layer (``emp_bias_corr``), because a layer's output
+    depends only on itself and the layers before it; it costs two passes instead of ``L``.
+    """
+    n = x.shape[0]
+    handles = []
+
+    def hook_for(index: int):
+        def hook(unit: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
+            correct(index, unit, _time_mean(output, snn.T, n))
+            return unit.forward(*args)  # .forward skips the hooks, so no recursion
+        return hook
+
+    for i, unit in enumerate(snn.spiking_units()):
+        handles.append(unit.register_forward_hook(hook_for(i)))
+    try:
+        snn(x)
+    finally:
+        for h in handles:
+            h.remove()
 
 
 @torch.no_grad()
@@ -421,11 +473,10 @@ def bias_calibration(snn: ConvertedSNN, folded: nn.Module, x: torch.Tensor) -> l
     list of torch.Tensor
         The per-channel correction applied to each layer.
     """
-    units = snn.spiking_units()
     targets = ann_outputs(folded, convertible_like(folded, snn), x)
-    corrections = []
-    for i, unit in enumerate(units):
-        s = record_units(snn, [unit], x, snn.T, stop_after=unit)[0].output
+    corrections: list[torch.Tensor] = []
+
+    def correct(i: int, unit: Unit, s: torch.Tensor) -> None:
         dims = [d for d in range(s.dim()) if d != 1]
         delta = s.mean(dims) - targets[i].mean(dims)
         conv = _synapse_conv(unit)
@@ -433,6 +484,8 @@ def bias_calibration(snn: ConvertedSNN, folded: nn.Module, x: torch.Tensor) -> l
             conv.bias = nn.Parameter(torch.zeros(conv.out_channels, device=s.device))
         conv.bias.sub_(delta)
         corrections.append(delta)
+
+    calibrate_in_one_pass(snn, x, correct)
     return corrections
 
 
@@ -444,23 +497,24 @@ def potential_calibration(snn: ConvertedSNN, folded: nn.Module, x: torch.Tensor)
     rate error times ``T`` (official ``emp_bias_corr``, ``correct_mempot=True``). Modifies
     ``snn`` in place; returns the new initial potentials.
     """
-    units = snn.spiking_units()
     targets = ann_outputs(folded, convertible_like(folded, snn), x)
-    potentials = []
-    for i, unit in enumerate(units):
-        s = record_units(snn, [unit], x, snn.T, stop_after=unit)[0].output
+    potentials: list[torch.Tensor] = []
+
+    def correct(i: int, unit: Unit, s: torch.Tensor) -> None:
         v0 = snn.T * (targets[i].mean(0) - s.mean(0))
         unit.act.v_init = v0
         potentials.append(v0)
+
+    calibrate_in_one_pass(snn, x, correct)
     return potentials
 
 
 @dataclass
 class WeightCalibrationLog:
-    """Loss of weight calibration per layer: first and last 5 % of the iterations (mean)."""
+    """Weight-calibration loss per layer on all cached samples, before and after optimisation."""
 
-    first: list[float] = field(default_factory=list)
-    last: list[float] = field(default_factory=list)
+    before: list[float] = field(default_factory=list)
+    after: list[float] = field(default_factory=list)
 
 
 def weight_calibration(snn: ConvertedSNN, folded: nn.Module, images: torch.Tensor, iters: int = 5000,
@@ -488,39 +542,44 @@ def weight_calibration(snn: ConvertedSNN, folded: nn.Module, images: torch.Tenso
             residuals.append(io.residual)
         x_hat, r = torch.cat(inputs), torch.cat(targets)
         res = torch.cat(residuals) if residuals[0] is not None else None
-        first, last = _fit_layer_weights(unit, x_hat, res, r, snn.T, iters, lr, batch_size, gen)
-        result.first.append(first)
-        result.last.append(last)
-        log.info("weight calibration, layer %d: loss %.5g -> %.5g", i, first, last)
+        before, after = _fit_layer_weights(unit, x_hat, res, r, snn.T, iters, lr, batch_size, gen)
+        result.before.append(before)
+        result.after.append(after)
+        log.info("weight calibration, layer %d: loss %.5g -> %.5g", i, before, after)
     return result
 
 
 def _fit_layer_weights(unit: Unit, x_hat: torch.Tensor, res: torch.Tensor | None, r: torch.Tensor, T: int,
                        iters: int, lr: float, batch_size: int, gen: torch.Generator) -> tuple[float, float]:
+    """Optimise one layer's weights; return the loss on all cached samples before and after."""
     conv = _synapse_conv(unit)
     neuron: IFNeuron = unit.act
     V = neuron._broadcast(neuron.threshold.to(x_hat.device), r.dim())
     weight = conv.weight.detach().clone().requires_grad_(True)
     bias = conv.bias.detach() if conv.bias is not None else None
-    optimizer = torch.optim.Adam([weight], lr=lr)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=iters, eta_min=0.0)
-    window = max(1, iters // 20)
-    losses = []
-    for _ in range(iters):
-        idx = torch.randint(0, len(x_hat), (min(batch_size, len(x_hat)),), generator=gen).to(x_hat.device)
+
+    def loss_on(idx: torch.Tensor | slice) -> torch.Tensor:
         z = F.conv2d(x_hat[idx], weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
         if res is not None:
             z = z + res[idx]
         out = clip_floor(z, T, V, neuron.shift, ste=True)
-        loss = (out - r[idx]).pow(2).sum(1).mean()
+        return (out - r[idx]).pow(2).sum(1).mean()
+
+    with torch.no_grad():
+        before = float(loss_on(slice(None)))
+    optimizer = torch.optim.Adam([weight], lr=lr)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=iters, eta_min=0.0)
+    for _ in range(iters):
+        idx = torch.randperm(len(x_hat), generator=gen)[:batch_size].to(x_hat.device)  # no repeats in a batch
+        loss = loss_on(idx)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         scheduler.step()
-        losses.append(float(loss.detach()))
     with torch.no_grad():
+        after = float(loss_on(slice(None)))
         conv.weight.copy_(weight.detach())
-    return float(np.mean(losses[:window])), float(np.mean(losses[-window:]))
+    return before, after
 
 
 def convertible_like(folded: nn.Module, snn: ConvertedSNN) -> list[Unit]:
@@ -567,14 +626,23 @@ def local_error_split(acts: torch.Tensor, threshold: torch.Tensor, T: int, shift
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 100) -> float:
-    """Top-1 accuracy of ``model`` (ANN logits or SNN summed outputs) on in-memory images."""
+def correct_predictions(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                        batch_size: int = 100) -> torch.Tensor:
+    """Boolean ``[N]``: whether ``model`` (ANN logits or SNN summed outputs) classifies each image right."""
     model.eval()
-    correct = 0
-    for lo in range(0, len(images), batch_size):
-        out = model(images[lo:lo + batch_size])
-        correct += int((out.argmax(-1) == labels[lo:lo + batch_size]).sum())
-    return correct / max(len(images), 1)
+    hits = [model(images[lo:lo + batch_size]).argmax(-1) == labels[lo:lo + batch_size]
+            for lo in range(0, len(images), batch_size)]
+    return torch.cat(hits).cpu() if hits else torch.zeros(0, dtype=torch.bool)
+
+
+def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 100) -> float:
+    """Top-1 accuracy of ``model`` on in-memory images."""
+    return float(correct_predictions(model, images, labels, batch_size).float().mean()) if len(labels) else 0.0
+
+
+def bits(correct: torch.Tensor) -> str:
+    """Per-sample correctness as a compact ``'0'``/``'1'`` string (for paired tests in the report)."""
+    return "".join("1" if c else "0" for c in correct.tolist())
 
 
 # --------------------------------------------------------------------------------------
@@ -648,3 +716,296 @@ def load_images(path: str | Path, dataset: str, limit: int | None = None,
         images, labels = images[:limit], labels[:limit]
     log.info("%s (%s): %d images of shape %s", path, dataset, len(images), images.shape[1:])
     return images, labels
+
+
+# --------------------------------------------------------------------------------------
+# The DAG's steps: ANN training, conversion + calibration + evaluation
+# --------------------------------------------------------------------------------------
+
+class TimeMajorANN(nn.Module):
+    """Adapter for :func:`reprolab.snn.training.fit`: ``[1, N, ...]`` batches in, ``[1, N, C]`` out."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.flatten(0, 1)).view(x.shape[0], x.shape[1], -1)
+
+
+def _static_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, augment: dict[str, Any] | None,
+                    shuffle: bool):
+    from reprolab.snn.data import ArrayBatches, Augment, Preprocess
+
+    aug = Augment(**augment) if augment else None
+    return ArrayBatches(images, labels, batch_size, Preprocess(repeat_T=1), aug, shuffle=shuffle)
+
+
+def ann_spec(exp: dict[str, Any], images: np.ndarray) -> dict[str, Any]:
+    """What rebuilds the experiment's ANN: model config, input shape and classes."""
+    if images.ndim != 4 or images.shape[-1] != images.shape[-2]:
+        raise DataError(f"calib needs square images [N, C, H, W], got shape {images.shape}")
+    return {"model": exp["model"], "in_channels": int(images.shape[1]), "input_size": int(images.shape[-1]),
+            "num_classes": NUM_CLASSES.get(exp["dataset"], 10)}
+
+
+def build_from_spec(spec: dict[str, Any]) -> nn.Module:
+    return build_ann(spec["model"], spec["in_channels"], spec["num_classes"], spec["input_size"])
+
+
+def train_ann(exp: dict[str, Any], train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
+              checkpoint_dir: str | Path, device: str, progress: bool = True
+              ) -> tuple[nn.Module, dict[str, Any], list[dict[str, Any]]]:
+    """Train the experiment's Conv-BN-ReLU ANN (card Sec. 3), resumable through ``checkpoint_dir``.
+
+    Parameters
+    ----------
+    exp
+        Experiment config (``model``, ``optim``, ``augment``, ``train_seed``, ``dataset``).
+    train, test
+        ``(images [N, C, H, W], labels)``.
+
+    Returns
+    -------
+    (net, spec, history)
+        The trained network (evaluation mode, on the CPU), its rebuild spec and the
+        per-epoch history of :func:`reprolab.snn.training.fit`.
+    """
+    from reprolab.core.runtime import seed_everything
+    from reprolab.snn.training import TrainSpec, fit, loss_step
+
+    spec = ann_spec(exp, train[0])
+    seed = int(exp["train_seed"])
+    seed_everything(seed)
+    net = build_from_spec(spec)
+    optim = exp["optim"]
+    train_batches = _static_batches(*train, optim["batch_size"], exp.get("augment"), shuffle=True)
+    test_batches = _static_batches(*test, 256, None, shuffle=False)
+    tspec = TrainSpec.from_config(optim, seed, paper="calib", model=exp["model"], dataset=exp["dataset"],
+                                  augment=exp.get("augment", {}), limit=exp.get("limit", {}))
+    history = fit(TimeMajorANN(net), train_batches, test_batches,
+                  loss_step(lambda out, y: F.cross_entropy(out.mean(0), y)), tspec, checkpoint_dir, device,
+                  progress=progress)
+    return net.cpu().eval(), spec, history
+
+
+def load_split(exp: dict[str, Any], path: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images and labels of one split with the experiment's ``limit`` and ``percentile``."""
+    return load_images(path, exp["dataset"], exp.get("limit", {}).get(split), exp.get("percentile", 99.0))
+
+
+def run_training(exp: dict[str, Any], train_path: str, test_path: str, checkpoint_dir: str, device_pref: str,
+                 threads: int, out_model: str, out_history: str) -> None:
+    """The ``calib_train`` rule: train the ANN, check BN folding, write weights and history."""
+    from reprolab.core.io import atomic_path, write_json
+    from reprolab.core.runtime import choose_device, set_threads
+
+    set_threads(threads)
+    device = choose_device(device_pref)
+    train, test = load_split(exp, train_path, "train"), load_split(exp, test_path, "test")
+    net, spec, history = train_ann(exp, train, test, checkpoint_dir, device)
+    x, y = torch.from_numpy(test[0]), torch.from_numpy(test[1])
+    acc, acc_folded = accuracy(net, x, y), accuracy(fold_batch_norm(net), x, y)
+    log.info("ANN test accuracy %.4f, after folding BN %.4f", acc, acc_folded)
+    with atomic_path(out_model) as tmp:
+        torch.save({"state_dict": net.state_dict(), "spec": spec, "experiment": exp}, tmp)
+    write_json(out_history, {"dataset": exp["dataset"], "device": device, "train_seed": exp["train_seed"],
+                             "test_accuracy": acc, "folded_test_accuracy": acc_folded, "n_test": len(test[1]),
+                             "n_train": len(train[1]), "epochs": history})
+
+
+def load_ann(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """The trained ANN written by :func:`run_training` (evaluation mode) and its spec."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    net = build_from_spec(state["spec"])
+    net.load_state_dict(state["state_dict"])
+    return net.eval(), state["spec"]
+
+
+@dataclass
+class CalibData:
+    """Un-augmented (by default) training images for calibration, drawn by the seed.
+
+    ``threshold``: the threshold-scan batches; ``bias``: the one batch of bias and potential
+    calibration (a fresh shuffle, as a new pass over the official loader); ``weight``: the
+    samples of weight calibration (another shuffle).
+    """
+
+    threshold: list[torch.Tensor]
+    bias: torch.Tensor
+    weight: torch.Tensor
+
+
+def draw_calibration_data(images: np.ndarray, seed: int, batch_size: int, threshold_batches: int,
+                          weight_samples: int, augment: dict[str, Any] | None = None) -> CalibData:
+    """Draw the calibration images of one seed from the training set (card Sec. 2.4-2.5)."""
+    from reprolab.snn.data import Augment
+
+    gen = torch.Generator().manual_seed(int(seed))
+    n = len(images)
+    aug = Augment(**augment) if augment else None
+
+    def take(idx: torch.Tensor) -> torch.Tensor:
+        x = torch.from_numpy(images[np.sort(idx.numpy())])
+        if aug is not None:
+            x = aug(x.unsqueeze(1), gen)[:, 0]
+        return x
+
+    perm = torch.randperm(n, generator=gen)
+    batches = [take(perm[lo:lo + batch_size]) for lo in range(0, min(n, threshold_batches * batch_size), batch_size)]
+    bias = take(torch.randperm(n, generator=gen)[:batch_size])
+    weight = take(torch.randperm(n, generator=gen)[:weight_samples])
+    return CalibData(batches, bias, weight)
+
+
+def _apply_step(snn: ConvertedSNN, folded: nn.Module, step: str, data: CalibData, wcfg: dict[str, Any],
+                seed: int) -> dict[str, Any]:
+    """Apply one calibration step in place; return what it logged."""
+    if step == "bias":
+        bias_calibration(snn, folded, data.bias)
+        return {}
+    if step == "potential":
+        potential_calibration(snn, folded, data.bias)
+        return {}
+    if step == "weight":
+        wlog = weight_calibration(snn, folded, data.weight, wcfg["iters"], wcfg["lr"], wcfg["batch_size"],
+                                  generator=torch.Generator().manual_seed(int(seed)))
+        return {"weight_loss_before": wlog.before, "weight_loss_after": wlog.after}
+    raise ConfigError(f"papers.calib.pipelines: unknown step {step!r}; use one of {CALIBRATION_STEPS}")
+
+
+def check_settings(settings: dict[str, Any]) -> None:
+    """Pipelines start with one threshold step, then calibration steps; ``focus_T`` is evaluated."""
+    if settings["focus_T"] not in settings["eval_T"]:
+        raise ConfigError(f"papers.calib.focus_T = {settings['focus_T']} is not in papers.calib.eval_T "
+                          f"{settings['eval_T']}; add it there or change focus_T")
+    for name, steps in settings["pipelines"].items():
+        if not steps or steps[0] not in THRESHOLD_STEPS:
+            raise ConfigError(f"papers.calib.pipelines.{name} must start with threshold_max or threshold_mse")
+        bad = [s for s in steps[1:] if s not in CALIBRATION_STEPS]
+        if bad:
+            raise ConfigError(f"papers.calib.pipelines.{name}: {bad} after the threshold step; "
+                              f"use {', '.join(CALIBRATION_STEPS)}")
+
+
+def _threshold_values(values: list[torch.Tensor]) -> list[float | list[float]]:
+    return [float(v) if v.dim() == 0 else v.tolist() for v in values]
+
+
+def _delta_state(snn: ConvertedSNN, folded: nn.Module) -> dict[str, Any]:
+    """:func:`snn_state` keeping only the weights that calibration changed."""
+    state = snn_state(snn)
+    ref = folded.state_dict()
+    state["state_dict"] = {k: v for k, v in state["state_dict"].items() if k not in ref or not torch.equal(v, ref[k])}
+    return state
+
+
+def calibrate_and_evaluate(folded: nn.Module, settings: dict[str, Any], T: int, thresholds: ThresholdSet,
+                           data: CalibData, probe: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
+                           seed: int, with_mismatch: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run every pipeline of ``settings['pipelines']`` at one ``T``; shared prefixes run once.
+
+    The per-layer mismatch after every step is measured on ``probe`` when ``with_mismatch``
+    (the DAG does it at ``focus_T``, the T of the per-layer figures), else recorded as ``None``.
+
+    Returns
+    -------
+    (results, states)
+        Accuracy, per-stage layer mismatch on ``probe``, seconds and logs per pipeline;
+        the calibrated SNN of each pipeline (:func:`snn_state`, changed weights only).
+    """
+    conv = settings["conversion"]
+    spiking_pool = conv["pool"] == "spiking"
+    cache: dict[tuple[str, ...], tuple[ConvertedSNN, float]] = {}
+    out: dict[str, Any] = {"accuracy": {}, "correct": {}, "stages": {}, "seconds": {}, "logs": {}}
+    states: dict[str, Any] = {}
+    for name, steps in settings["pipelines"].items():
+        stages, logs = [], {}
+        snn, seconds = None, 0.0
+        for k, step in enumerate(steps):
+            key = tuple(steps[:k + 1])
+            if key not in cache:
+                t0 = time.perf_counter()
+                if k == 0:
+                    snn = convert(folded, thresholds.for_step(step, T), T, conv["shift"], spiking_pool)
+                else:
+                    snn = copy.deepcopy(snn)
+                    logs.update(_apply_step(snn, folded, step, data, settings["calibration"]["weight"], seed))
+                cache[key] = (snn, seconds + time.perf_counter() - t0)
+            snn, seconds = cache[key]
+            stages.append({"step": step, "mismatch": layer_mismatch(snn, folded, probe) if with_mismatch else None})
+        correct = correct_predictions(snn, x_test, y_test, settings["eval_batch_size"])
+        out["accuracy"][name] = float(correct.float().mean())
+        out["correct"][name] = bits(correct)
+        out["stages"][name], out["seconds"][name], out["logs"][name] = stages, seconds, logs
+        states[name] = _delta_state(snn, folded)
+        log.info("T=%d %s: accuracy %.4f (calibration %.1f s)", T, name, out["accuracy"][name], seconds)
+    return out, states
+
+
+def run_conversion(exp: dict[str, Any], settings: dict[str, Any], seed: int, ann_path: str, train_path: str,
+                   test_path: str, device_pref: str, threads: int, out_json: str, out_states: str) -> None:
+    """The ``calib_convert`` rule: convert, calibrate and evaluate at every ``T`` for one seed.
+
+    Parameters
+    ----------
+    exp
+        Experiment config (dataset, model, limits).
+    settings
+        ``papers.calib`` at the configured scale: ``conversion``, ``thresholds``,
+        ``calibration``, ``pipelines``, ``eval_T``, ``eval_batch_size``, ``probe_size``.
+    seed
+        Draws the calibration images (the official code's ``seed_all(seed + i)`` runs).
+    """
+    from reprolab.core.io import atomic_path, write_json
+    from reprolab.core.runtime import choose_device, seed_everything, set_threads
+
+    set_threads(threads)
+    device = choose_device(device_pref)
+    check_settings(settings)
+    seed_everything(seed)
+    x_tr, _ = load_split(exp, train_path, "train")
+    x_te, y_te = load_split(exp, test_path, "test")
+    net, _ = load_ann(ann_path)
+    folded = fold_batch_norm(net).to(device)
+    x_test, y_test = torch.from_numpy(x_te).to(device), torch.from_numpy(y_te).to(device)
+    ccfg, tcfg, conv = settings["calibration"], settings["thresholds"], settings["conversion"]
+    data = draw_calibration_data(x_tr, seed, ccfg["batch_size"], tcfg["batches"], ccfg["weight"]["samples"],
+                                 exp.get("augment") if ccfg["augment"] else None)
+    data = CalibData([b.to(device) for b in data.threshold], data.bias.to(device), data.weight.to(device))
+    probe = x_test[: settings["probe_size"]]
+    Ts = [int(T) for T in settings["eval_T"]]
+    units = convertible_units(folded, conv["pool"] == "spiking")
+    names = {id(m): n for n, m in folded.named_modules()}
+    t0 = time.perf_counter()
+    thresholds = scan_thresholds(folded, units, data.threshold, Ts, conv["shift"], conv["channel_wise"],
+                                 tcfg["momentum"], tcfg["candidates"], tcfg["step"])
+    scan_seconds = time.perf_counter() - t0
+    probe_acts = ann_outputs(folded, units, probe)
+    ann_correct = correct_predictions(net.to(device), x_test, y_test, settings["eval_batch_size"])
+    result: dict[str, Any] = {
+        "seed": seed, "dataset": exp["dataset"], "device": device, "n_test": len(y_te),
+        "ann_accuracy": float(ann_correct.float().mean()), "ann_correct": bits(ann_correct),
+        "folded_accuracy": accuracy(folded, x_test, y_test),
+        "layers": [names[id(u)] for u in units], "pooling": [bool(u.pooling) for u in units],
+        "thresholds": {"max": _threshold_values(thresholds.max),
+                       "mse": {str(T): _threshold_values(v) for T, v in thresholds.mse.items()}},
+        "threshold_scan_seconds": scan_seconds, "pipelines": settings["pipelines"], "by_T": {},
+        "calibration_images": {"threshold": sum(len(b) for b in data.threshold), "bias": len(data.bias),
+                               "weight": len(data.weight)},
+    }
+    all_states: dict[str, Any] = {}
+    for T in Ts:
+        res, states = calibrate_and_evaluate(folded, settings, T, thresholds, data, probe, x_test, y_test, seed,
+                                             with_mismatch=T == settings["focus_T"])
+        res["local_error"] = {
+            step: dict(zip(("clip", "floor"), map(list, zip(*[
+                local_error_split(a, V, T, conv["shift"], conv["channel_wise"])
+                for a, V in zip(probe_acts, thresholds.for_step(step, T), strict=True)]))))
+            for step in THRESHOLD_STEPS
+        }
+        result["by_T"][str(T)] = res
+        all_states[str(T)] = states
+    with atomic_path(out_states) as tmp:
+        torch.save({"experiment": exp, "conversion": conv, "seed": seed, "by_T": all_states}, tmp)
+    write_json(out_json, result)
