@@ -84,9 +84,16 @@ def loss_step(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> 
     return step
 
 
+def _class_scores(outputs: torch.Tensor) -> torch.Tensor:
+    """``[N, C]`` scores: the time average of SNN outputs ``[T, N, C]``, or ANN outputs as they are."""
+    return outputs.float().mean(0) if outputs.dim() == 3 else outputs.float()
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, batches: ArrayBatches, device: str, per_step: bool = False) -> dict[str, Any]:
     """Top-1 accuracy of the time-averaged output (and of each ``O(t)`` alone if ``per_step``).
+
+    Models returning ``[N, C]`` (ANNs) are scored on their output directly.
 
     Returns
     -------
@@ -97,9 +104,9 @@ def evaluate(model: nn.Module, batches: ArrayBatches, device: str, per_step: boo
     correct, total, step_correct = 0, 0, None
     for x, y in batches.epoch(seed=0, epoch=0, device=device):
         out = model(x).float()
-        correct += int((out.mean(0).argmax(-1) == y).sum())
+        correct += int((_class_scores(out).argmax(-1) == y).sum())
         total += len(y)
-        if per_step:
+        if per_step and out.dim() == 3:
             hits = (out.argmax(-1) == y.unsqueeze(0)).sum(1)
             step_correct = hits if step_correct is None else step_correct + hits
     result: dict[str, Any] = {"accuracy": correct / max(total, 1), "n": total}
@@ -177,7 +184,7 @@ def fit(model: nn.Module, train: ArrayBatches, test: ArrayBatches | None, step: 
                 loss_value, outputs = step(model, x, y, backward)
             scaler.step(optimizer)
             scaler.update()
-            logits = outputs.float().mean(0) if outputs.dim() == 3 else outputs.float()
+            logits = _class_scores(outputs)
             loss_sum += loss_value * len(y)
             correct += int((logits.argmax(-1) == y).sum())
             seen += len(y)
