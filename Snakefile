@@ -15,6 +15,7 @@ configfile: "config/papers/energy.yaml"
 configfile: "config/papers/mtt.yaml"
 configfile: "config/papers/hebbff.yaml"
 configfile: "config/papers/calib.yaml"
+configfile: "config/papers/sdconv.yaml"
 
 
 wildcard_constraints:
@@ -32,6 +33,7 @@ include: "workflow/rules/energy.smk"
 include: "workflow/rules/mtt.smk"
 include: "workflow/rules/hebbff.smk"
 include: "workflow/rules/calib.smk"
+include: "workflow/rules/sdconv.smk"
 include: "workflow/rules/index.smk"
 
 

@@ -1,0 +1,142 @@
+# SD-Conv (He et al., WACV 2023): static, masked, dynamic and sparse dynamic convolution on the
+# same backbone, data and seeds; masked arms once per sparsity weight alpha.
+# results/sdconv/<experiment>/<run>_s<seed>/{model.pt,history.json,eval.json,sparse_model.pt}
+#   + results/sdconv/flops.json (multiply-adds per architecture) -> figures -> report. Settings: config/papers/sdconv.yaml.
+
+from reprolab.vision import SdconvPlan
+
+SDC = pcfg("sdconv")
+SDC_PLAN = SdconvPlan(SDC, DATA)
+SDC_EXPS = SDC["experiments"]
+
+
+wildcard_constraints:
+    sdc_exp="|".join(SDC_EXPS),
+    sdc_run=SDC_PLAN.run_pattern(),
+
+
+rule sdconv_imagenet:
+    input:
+        train=f"{DATA}/downloads/imagenet/ILSVRC2012_img_train.tar",
+        val=f"{DATA}/downloads/imagenet/ILSVRC2012_img_val.tar",
+        devkit=f"{DATA}/downloads/imagenet/ILSVRC2012_devkit_t12.tar.gz",
+    output:
+        f"{DATA}/imagenet/prepared.json",
+    log:
+        "logs/sdconv/imagenet_prepare.log",
+    benchmark:
+        "benchmarks/sdconv/imagenet_prepare.tsv"
+    conda:
+        f"{ENV_DIR}/snn.yaml"
+    script:
+        "../scripts/sdconv/imagenet.py"
+
+
+rule sdconv_train:
+    input:
+        unpack(lambda wc: SDC_PLAN.init_model(wc.sdc_exp, wc.sdc_run, wc.seed)),
+        train=lambda wc: SDC_PLAN.split_file(wc.sdc_exp, "train"),
+        test=lambda wc: SDC_PLAN.split_file(wc.sdc_exp, "test"),
+    output:
+        model="results/sdconv/{sdc_exp}/{sdc_run}_s{seed}/model.pt",
+        history="results/sdconv/{sdc_exp}/{sdc_run}_s{seed}/history.json",
+    params:
+        exp=lambda wc: SDC_EXPS[wc.sdc_exp],
+        settings=SDC,
+        device=config["device"],
+        checkpoint_dir="checkpoints/sdconv/{sdc_exp}/{sdc_run}_s{seed}",
+    resources:
+        **train_resources("sdconv"),
+    log:
+        "logs/sdconv/train_{sdc_exp}_{sdc_run}_s{seed}.log",
+    benchmark:
+        "benchmarks/sdconv/train_{sdc_exp}_{sdc_run}_s{seed}.tsv"
+    conda:
+        f"{ENV_DIR}/snn.yaml"
+    script:
+        "../scripts/sdconv/train.py"
+
+
+rule sdconv_evaluate:
+    input:
+        model="results/sdconv/{sdc_exp}/{sdc_run}_s{seed}/model.pt",
+        test=lambda wc: SDC_PLAN.split_file(wc.sdc_exp, "test"),
+        flops="results/sdconv/flops.json",
+    output:
+        evaluation="results/sdconv/{sdc_exp}/{sdc_run}_s{seed}/eval.json",
+        sparse="results/sdconv/{sdc_exp}/{sdc_run}_s{seed}/sparse_model.pt",
+    params:
+        exp=lambda wc: SDC_EXPS[wc.sdc_exp],
+        settings=SDC,
+        device=config["device"],
+    log:
+        "logs/sdconv/evaluate_{sdc_exp}_{sdc_run}_s{seed}.log",
+    benchmark:
+        "benchmarks/sdconv/evaluate_{sdc_exp}_{sdc_run}_s{seed}.tsv"
+    conda:
+        f"{ENV_DIR}/snn.yaml"
+    script:
+        "../scripts/sdconv/evaluate.py"
+
+
+rule sdconv_flops:
+    output:
+        "results/sdconv/flops.json",
+    params:
+        settings=SDC,
+    log:
+        "logs/sdconv/flops.log",
+    benchmark:
+        "benchmarks/sdconv/flops.tsv"
+    conda:
+        f"{ENV_DIR}/snn.yaml"
+    script:
+        "../scripts/sdconv/flops.py"
+
+
+rule sdconv_figures:
+    input:
+        histories=SDC_PLAN.paths("history.json"),
+        evals=SDC_PLAN.paths("eval.json"),
+    output:
+        tradeoff=report(
+            "results/sdconv/figures/accuracy_vs_nonzero.png", caption="../report/sdconv/tradeoff.rst", category="sdconv"
+        ),
+        layers=report(
+            "results/sdconv/figures/layer_sparsity.png", caption="../report/sdconv/layers.rst", category="sdconv"
+        ),
+        curves=report(
+            "results/sdconv/figures/sparsity_accuracy_epochs.png", caption="../report/sdconv/curves.rst", category="sdconv"
+        ),
+        entropy=report(
+            "results/sdconv/figures/attention_entropy.png", caption="../report/sdconv/entropy.rst", category="sdconv"
+        ),
+    params:
+        settings=SDC,
+    log:
+        "logs/sdconv/figures.log",
+    conda:
+        f"{ENV_DIR}/report.yaml"
+    script:
+        "../scripts/sdconv/figures.py"
+
+
+rule sdconv_report:
+    input:
+        histories=SDC_PLAN.paths("history.json"),
+        evals=SDC_PLAN.paths("eval.json"),
+        flops="results/sdconv/flops.json",
+        figures=rules.sdconv_figures.output,
+        data=SDC_PLAN.data_files(),
+    output:
+        html="results/sdconv/report.html",
+        claims="results/sdconv/claims.json",
+    params:
+        settings=SDC,
+        global_settings=global_settings(),
+    log:
+        "logs/sdconv/report.log",
+    conda:
+        f"{ENV_DIR}/report.yaml"
+    script:
+        "../scripts/sdconv/report.py"
