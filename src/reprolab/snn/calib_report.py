@@ -21,6 +21,8 @@ from reprolab.report import (
     save_figure,
 )
 from reprolab.report.figures import PALETTE
+from reprolab.report.stats import mean_std as _mean_std
+from reprolab.report.stats import verdict
 
 META = PaperMeta(
     id="calib",
@@ -89,11 +91,6 @@ def _colour(name: str) -> str:
     return PALETTE[idx % len(PALETTE)]
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    arr = np.asarray(values, dtype=float)
-    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
-
-
 def _pct(mean: float, std: float, n: int) -> str:
     return f"{100 * mean:.1f} %" + (f" +- {100 * std:.1f}" if n > 1 else "")
 
@@ -127,9 +124,7 @@ def paired_difference(a_bits: list[str], b_bits: list[str]) -> tuple[float, floa
 
 
 def _verdict(diff: float, se: float) -> str:
-    if abs(diff) <= 2 * se or abs(diff) < 1e-12:
-        return "inconclusive"
-    return "supported" if diff > 0 else "not supported"
+    return verdict(diff, 2 * se)
 
 
 # --------------------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,8 @@ from reprolab.report import (
     save_figure,
 )
 from reprolab.report.figures import PALETTE
+from reprolab.report.stats import noise_level
+from reprolab.report.stats import verdict as _verdict
 
 META = PaperMeta(
     id="mtt",
@@ -67,11 +68,6 @@ def spread(values: list[float] | np.ndarray) -> dict[str, float]:
     arr = np.asarray(values, dtype=float)
     return {"range": float(arr.max() - arr.min()), "std": float(arr.std()), "min": float(arr.min()),
             "max": float(arr.max()), "mean": float(arr.mean())}
-
-
-def noise_level(accuracy: float, n_test: int, n_seeds: int = 1) -> float:
-    """Two binomial standard errors of a difference of two accuracies on ``n_test`` samples."""
-    return 2 * math.sqrt(2 * accuracy * (1 - accuracy) / max(n_test, 1) / max(n_seeds, 1))
 
 
 # ----------------------------------------------------------------------------- figures
@@ -238,12 +234,6 @@ def summarise(evals: dict, sims: dict) -> dict[str, dict[str, dict[str, Any]]]:
                 "charge_error": max((s["conservation"]["max_charge_error_first_sample"] for s in sim), default=float("nan")),
             }
     return out
-
-
-def _verdict(diff: float, noise: float) -> str:
-    if abs(diff) < max(noise, 1e-12):
-        return "inconclusive"
-    return "supported" if diff > 0 else "not supported"
 
 
 def _pt(x: float) -> str:

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from reprolab.core.io import read_json
-from reprolab.report import Claim, Figure, PaperMeta, Table, build_report, collect_provenance, figure, save_figure
+from reprolab.report import (
+    Claim,
+    Figure,
+    PaperMeta,
+    Table,
+    build_report,
+    collect_provenance,
+    figure,
+    save_figure,
+)
 from reprolab.report.figures import PALETTE
+from reprolab.report.stats import group_runs as _group_runs
+from reprolab.report.stats import mean_std as _mean_std
+from reprolab.report.stats import noise_level
+from reprolab.report.stats import verdict as _verdict
 
 META = PaperMeta(
     id="tet",
@@ -33,22 +45,9 @@ PAPER_C1_LABEL = "verified: arXiv abstract (83 %); table values unverified (card
 ARM_NAMES = {"sdt": "SDT", "tet": "TET"}
 
 
-def _experiment_of(path: str | Path) -> str:
-    return Path(path).parts[-3]
-
-
 def group_runs(paths: list[str]) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """``{experiment: {arm: [record per seed]}}`` from eval.json or history.json paths."""
-    out: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
-    for p in sorted(paths):
-        rec = read_json(p)
-        out[_experiment_of(p)][rec["arm"]].append(rec)
-    return out
-
-
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    arr = np.asarray(values, dtype=float)
-    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+    return _group_runs(paths, "arm")
 
 
 def _pct(mean: float, std: float, n: int) -> str:
@@ -59,22 +58,6 @@ def scalability_drop(run: dict[str, Any]) -> float:
     """Mean accuracy lost when testing at every other inference T (claim C2)."""
     others = [acc for T, acc in run["by_T"].items() if int(T) != run["T_train"]]
     return float(run["accuracy"] - np.mean(others)) if others else 0.0
-
-
-def noise_level(accuracy: float, n_test: int, n_seeds: int, seed_std: float = 0.0) -> float:
-    """Two standard errors of a difference of two arms' mean accuracies.
-
-    Combines the binomial error of a test set of ``n_test`` samples with the spread over
-    seeds; below it a difference is not called either way.
-    """
-    binom = math.sqrt(2 * accuracy * (1 - accuracy) / max(n_test, 1) / max(n_seeds, 1))
-    return 2 * max(binom, seed_std * math.sqrt(2 / max(n_seeds, 1)))
-
-
-def _verdict(diff: float, noise: float) -> str:
-    if abs(diff) < max(noise, 1e-12):
-        return "inconclusive"
-    return "supported" if diff > 0 else "not supported"
 
 
 def make_figures(history_paths: list[str], eval_paths: list[str], tit_paths: list[str], out: dict[str, str]) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,9 @@ from reprolab.report import (
     save_figure,
 )
 from reprolab.report.figures import PALETTE
+from reprolab.report.stats import group_runs as _group_runs
+from reprolab.report.stats import mean_std, noise_level
+from reprolab.report.stats import verdict as _verdict
 from reprolab.vision import run_name
 
 META = PaperMeta(
@@ -52,34 +53,9 @@ PAPER_C2 = ("abstract: 'achieving higher performance in Imagenet-1K'; DY-ResNet-
 PAPER_C2_LABEL = "verified: arXiv:2204.02227 abstract and introduction (numbers of SD-Conv itself: not available)"
 
 
-def _experiment_of(path: str | Path) -> str:
-    return Path(path).parts[-3]
-
-
 def group_runs(paths: list[str]) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """``{experiment: {run: [record per seed]}}`` from eval.json or history.json paths."""
-    out: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
-    for p in sorted(paths):
-        rec = read_json(p)
-        out[_experiment_of(p)][rec["run"]].append(rec)
-    return out
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for one value)."""
-    arr = np.asarray(values, dtype=float)
-    return float(arr.mean()), (float(arr.std(ddof=1)) if len(arr) > 1 else 0.0)
-
-
-def noise_level(accuracy: float, n_test: int, n_seeds: int, seed_std: float = 0.0) -> float:
-    """Two standard errors of a difference of two arms' mean accuracies.
-
-    The larger of the binomial error of ``n_test`` test samples and the spread over seeds,
-    for a difference of two means over ``n_seeds`` seeds; below it a difference is not
-    called either way.
-    """
-    binom = math.sqrt(2 * accuracy * (1 - accuracy) / max(n_test, 1) / max(n_seeds, 1))
-    return 2 * max(binom, seed_std * math.sqrt(2 / max(n_seeds, 1)))
+    return _group_runs(paths, "run")
 
 
 def summarise(evals: dict, histories: dict) -> dict[str, dict[str, dict[str, Any]]]:
@@ -120,12 +96,6 @@ def summarise(evals: dict, histories: dict) -> dict[str, dict[str, dict[str, Any
 
 def _pct(mean: float, std: float, n: int) -> str:
     return f"{100 * mean:.2f} %" + (f" ± {100 * std:.2f}" if n > 1 else "")
-
-
-def _verdict(diff: float, noise: float) -> str:
-    if abs(diff) < max(noise, 1e-12):
-        return "inconclusive"
-    return "supported" if diff > 0 else "not supported"
 
 
 def _label(run: dict[str, Any]) -> str:
