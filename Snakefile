@@ -11,11 +11,12 @@ min_version("9.0")
 
 configfile: "config/config.yaml"
 configfile: "config/papers/tet.yaml"
-configfile: "config/papers/energy.yaml"
 configfile: "config/papers/mtt.yaml"
-configfile: "config/papers/hebbff.yaml"
 configfile: "config/papers/calib.yaml"
 configfile: "config/papers/sdconv.yaml"
+configfile: "config/papers/hebbff.yaml"
+configfile: "config/papers/energy.yaml"
+configfile: "config/papers/mman.yaml"
 
 
 wildcard_constraints:
@@ -29,11 +30,12 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/events.smk"
 include: "workflow/rules/tet.smk"
-include: "workflow/rules/energy.smk"
 include: "workflow/rules/mtt.smk"
-include: "workflow/rules/hebbff.smk"
 include: "workflow/rules/calib.smk"
 include: "workflow/rules/sdconv.smk"
+include: "workflow/rules/hebbff.smk"
+include: "workflow/rules/energy.smk"
+include: "workflow/rules/mman.smk"
 include: "workflow/rules/index.smk"
 
 

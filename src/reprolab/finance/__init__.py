@@ -1,0 +1,1 @@
+"""Finance papers: stock-movement prediction from posts and prices (mman)."""

