@@ -103,3 +103,12 @@ def test_killed_training_resumes_to_the_same_final_metrics(tmp_path: Path):
     rerun = run_snakemake(killed, *args)
     assert "resuming from" in (killed / "logs/tet/train_nmnist_sdt_s1000.log").read_text(), rerun.stdout[-2000:]
     assert _metrics(killed / HISTORY) == _metrics(reference / HISTORY)
+
+
+def test_paper_scale_plan_builds_without_data(workflow_dir: Path):
+    proc = subprocess.run([snakemake_bin(), "-n", "--config", "scale=paper", "--", "results/tet/report.html"],
+                          cwd=workflow_dir, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    assert "data_download" in out and "CIFAR10DVS.zip" in out  # CIFAR10-DVS is downloaded with its checksum
+    assert "gpu=1" in out  # training jobs ask the scheduler for a GPU at paper scale
