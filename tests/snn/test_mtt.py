@@ -11,7 +11,16 @@ from reprolab.data.frames import events_to_frames
 from reprolab.data.nmnist import read_archive
 from reprolab.snn.data import ArrayBatches, Preprocess
 from reprolab.snn.losses import sdt_loss
-from reprolab.snn.mtt import ConfigSampler, build_staged, iaf_steps, mtt_step, recalibrate_bn, uniform
+from reprolab.snn.mtt import (
+    ConfigSampler,
+    build_staged,
+    deploy_experiment,
+    deploy_T,
+    iaf_steps,
+    mtt_step,
+    recalibrate_bn,
+    uniform,
+)
 from reprolab.snn.timetrans import boundaries, time_trans, time_trim, transfer_matrix
 from reprolab.snn.training import TrainSpec, evaluate, fit
 
@@ -89,6 +98,17 @@ def test_sampler_is_deterministic_in_range_and_groups_stages():
     assert len({tuple(d) for d in draws}) > 50
     with pytest.raises(ConfigError):
         ConfigSampler(3, 4, 2)
+
+
+def test_deploy_resolution_defaults_to_the_training_range_and_is_validated():
+    exp = {"min_T": 1, "max_T": 10}
+    assert deploy_T(exp) == (1, 10)
+    assert deploy_T(dict(exp, deploy={"T": 40})) == (1, 40)
+    ft = deploy_experiment(dict(exp, deploy={"T": 40, "min_T": 5, "base": "sdt"}))
+    assert (ft["min_T"], ft["max_T"]) == (5, 40)
+    for bad in ({"T": 4, "min_T": 5}, {"base": "mtt"}):
+        with pytest.raises(ConfigError):
+            deploy_T(dict(exp, deploy=bad))
 
 
 def frames_labels(n_train=240, n_test=100, T=4):

@@ -6,6 +6,9 @@ from reprolab.data.pipeline import EVENT_DATASETS as MTT_EVENT_DATASETS
 
 MTT = pcfg("mtt")
 MTT_EXPS = MTT["experiments"]
+for _name, _exp in MTT_EXPS.items():
+    if _exp.get("deploy", {}).get("base") == "sdt" and "sdt" not in MTT["arms"]:
+        raise ValueError(f"papers.mtt experiment {_name}: deploy.base is sdt, so papers.mtt.arms must include sdt")
 
 
 wildcard_constraints:
@@ -13,11 +16,15 @@ wildcard_constraints:
     mtt_arm="|".join(MTT["arms"]),
 
 
-# Frame cache of one split at max_T frames (event counts), and raw event files.
-mtt_frames = lambda e, split: (
-    f"{DATA}/frames/{MTT_EXPS[e]['dataset']}/{split}_T{MTT_EXPS[e]['max_T']}_{MTT_EXPS[e]['frames']['binning']}.npz"
+# Frame cache of one split at max_T frames (or T frames, e.g. the deployment fine-tune's deploy.T; event counts),
+# and raw event files.
+mtt_frames = lambda e, split, T=None: (
+    f"{DATA}/frames/{MTT_EXPS[e]['dataset']}/{split}_T{T or MTT_EXPS[e]['max_T']}_{MTT_EXPS[e]['frames']['binning']}.npz"
 )
+mtt_deploy_frames = lambda e, split: mtt_frames(e, split, MTT_EXPS[e].get("deploy", {}).get("T"))
 mtt_events = lambda dataset, split: f"{DATA}/events/{dataset}/{split}.npz"
+# Base network a deployment fine-tune starts from: the arm's own, or SDT's (deploy.base: sdt, official readme).
+mtt_deploy_base = lambda e, arm: "sdt" if MTT_EXPS[e].get("deploy", {}).get("base", "own") == "sdt" else arm
 # One path per experiment, arm and seed.
 mtt_runs = lambda filename: [
     f"results/mtt/{e}/{a}_s{s}/{filename}" for e in MTT_EXPS for a in MTT["arms"] for s in MTT["seeds"]
@@ -62,9 +69,11 @@ rule mtt_train:
 
 rule mtt_deploy:
     input:
-        model="results/mtt/{mtt_exp}/{mtt_arm}_s{seed}/base.pt",
+        model=lambda wc: f"results/mtt/{wc.mtt_exp}/{mtt_deploy_base(wc.mtt_exp, wc.mtt_arm)}_s{wc.seed}/base.pt",
         train=lambda wc: mtt_frames(wc.mtt_exp, "train"),
         test=lambda wc: mtt_frames(wc.mtt_exp, "test"),
+        train_deploy=lambda wc: mtt_deploy_frames(wc.mtt_exp, "train"),
+        test_deploy=lambda wc: mtt_deploy_frames(wc.mtt_exp, "test"),
     output:
         deployed="results/mtt/{mtt_exp}/{mtt_arm}_s{seed}/deployed.pt",
         history="results/mtt/{mtt_exp}/{mtt_arm}_s{seed}/finetune_history.json",
@@ -90,6 +99,7 @@ rule mtt_evaluate:
         deployed="results/mtt/{mtt_exp}/{mtt_arm}_s{seed}/deployed.pt",
         train=lambda wc: mtt_frames(wc.mtt_exp, "train"),
         test=lambda wc: mtt_frames(wc.mtt_exp, "test"),
+        test_deploy=lambda wc: mtt_deploy_frames(wc.mtt_exp, "test"),
     output:
         "results/mtt/{mtt_exp}/{mtt_arm}_s{seed}/eval.json",
     params:
@@ -179,7 +189,7 @@ rule mtt_report:
         tet=sorted(MTT_TET),
         figures=rules.mtt_figures.output,
         data=lambda wc: sorted(
-            {mtt_frames(e, s) for e in MTT_EXPS for s in ("train", "test")}
+            {f(e, s) for f in (mtt_frames, mtt_deploy_frames) for e in MTT_EXPS for s in ("train", "test")}
             | {mtt_events(MTT_EXPS[e]["dataset"], "test") for e in MTT_EXPS}
         ),
     output:

@@ -449,6 +449,28 @@ def arm_step(arm: str, exp: dict[str, Any], model: StagedSNN, seed: int, phase: 
     raise ConfigError(f"papers.mtt.arms: unknown arm {arm!r}; use one of {ARMS}")
 
 
+def deploy_T(exp: dict[str, Any]) -> tuple[int, int]:
+    """``(min_T, T)`` of the bias-removal fine-tune: its input frames and the stage range it samples.
+
+    ``deploy.T`` defaults to ``max_T`` and ``deploy.min_T`` to ``min_T``. The official Gesture
+    pipeline fine-tunes at ``T = 40`` with stages drawn in ``1..40`` (SDT: every stage at 40),
+    i.e. at a finer resolution than the stage range alone would give when ``T > max_T``.
+    """
+    dep = exp.get("deploy", {})
+    if dep.get("base", "own") not in ("own", "sdt"):
+        raise ConfigError(f"deploy.base must be own or sdt, not {dep['base']!r}")
+    T, lo = int(dep.get("T", exp["max_T"])), int(dep.get("min_T", exp["min_T"]))
+    if not 1 <= lo <= T:
+        raise ConfigError(f"deploy: need 1 <= deploy.min_T <= deploy.T, got min_T={lo}, T={T}")
+    return lo, T
+
+
+def deploy_experiment(exp: dict[str, Any]) -> dict[str, Any]:
+    """The experiment as the bias-removal fine-tune sees it (frames and stage range of :func:`deploy_T`)."""
+    lo, T = deploy_T(exp)
+    return dict(exp, min_T=lo, max_T=T)
+
+
 def train_phase(model: StagedSNN, exp: dict[str, Any], arm: str, seed: int, phase: str, optim: dict[str, Any],
                 train_path: str | Path, test_path: str | Path, checkpoint_dir: str | Path, device: str,
                 init: str = "") -> list[dict[str, Any]]:
@@ -516,17 +538,21 @@ def run_train_base(exp: dict[str, Any], arm: str, seed: int, train_path: str, te
 
 
 def run_finetune(exp: dict[str, Any], arm: str, seed: int, base_path: str, train_path: str, test_path: str,
-                 checkpoint_dir: str, device_pref: str, threads: int, out_deployed: str, out_history: str) -> None:
+                 checkpoint_dir: str, device_pref: str, threads: int, out_deployed: str, out_history: str,
+                 train_deploy_path: str | None = None, test_deploy_path: str | None = None) -> None:
     """The ``mtt_deploy`` rule: bias removal, BN folding, fine-tune with the arm's method, export.
 
     The fine-tune uses the same method as the arm (official ``train_student.py --phase
-    bias_removal`` with or without ``--MTT``); the result is a bias-free IAF network.
+    bias_removal`` with or without ``--MTT``) and starts from ``base_path``: the arm's own base
+    network, or SDT's for every arm when ``deploy.base`` is ``sdt`` (the official readme trains
+    one SDT base network and fine-tunes it with MTT or SDT). The result is a bias-free IAF network. BN is
+    recalibrated (MTT) on ``train_path`` frames at ``max_T``; the fine-tune itself runs on
+    ``*_deploy_path`` frames at ``deploy.T`` (default ``max_T``: the same frames).
     """
     from reprolab.core.io import write_json
     from reprolab.core.runtime import seed_everything
-    from reprolab.snn.deploy import export_staged, prepare_finetune
-
     from reprolab.report.provenance import md5_of
+    from reprolab.snn.deploy import export_staged, prepare_finetune
 
     device = _setup(threads, device_pref)
     model, state = load_model(base_path)
@@ -534,7 +560,8 @@ def run_finetune(exp: dict[str, Any], arm: str, seed: int, base_path: str, train
     test = make_batches(exp, test_path, train=False, limit=limit.get("test"))
     model.to(device)
     model.set_config(uniform(model, exp["max_T"]))
-    recalibrated = arm == "mtt" and exp["min_T"] != exp["max_T"]
+    base_arm = state["arm"]  # the arm's own base, or SDT's when deploy.base is sdt (official readme)
+    recalibrated = base_arm == "mtt" and exp["min_T"] != exp["max_T"]
     if recalibrated:
         # MTT's running statistics mix every T; re-estimate them at the deployment configuration
         # before they are folded (card 2.5: recalibrate whenever max_T != min_T).
@@ -544,12 +571,16 @@ def run_finetune(exp: dict[str, Any], arm: str, seed: int, base_path: str, train
     before = float(evaluate(model, test, device)["accuracy"])
     log.info("%s seed %d: accuracy right after bias removal and BN folding: %.3f", arm, seed, before)
     seed_everything(seed + 1)
-    history = train_phase(model, exp, arm, seed, "finetune", exp["finetune"], train_path, test_path, checkpoint_dir,
-                          device, init=md5_of(base_path))
+    dep_min, dep_T = deploy_T(exp)
+    history = train_phase(model, deploy_experiment(exp), arm, seed, "finetune", exp["finetune"],
+                          train_deploy_path or train_path, test_deploy_path or test_path, checkpoint_dir, device,
+                          init=md5_of(base_path))
     net = export_staged(model.cpu(), tuple(state["input_shape"][1:]),
-                        {"arm": arm, "seed": seed, "dataset": exp["dataset"], "max_T": exp["max_T"]})
+                        {"arm": arm, "seed": seed, "dataset": exp["dataset"], "max_T": exp["max_T"], "deploy_T": dep_T,
+                         "base_arm": base_arm})
     net.save(out_deployed)
     write_json(out_history, {"arm": arm, "seed": seed, "phase": "finetune", "max_T": exp["max_T"], "device": device,
+                             "deploy_T": dep_T, "deploy_min_T": dep_min, "base_arm": base_arm,
                              "bn_recalibrated_before_folding": recalibrated, "accuracy_after_bias_removal": before,
                              "epochs": history})
 
@@ -590,14 +621,15 @@ def deployed_accuracy(net: Any, chunks: list[torch.Tensor], labels: np.ndarray, 
 
 
 def run_evaluation(exp: dict[str, Any], base_path: str, deployed_path: str, train_path: str, test_path: str,
-                   device_pref: str, threads: int, out: str) -> None:
+                   device_pref: str, threads: int, out: str, test_deploy_path: str | None = None) -> None:
     """The ``mtt_evaluate`` rule: temporal flexibility of the base and the deployed network.
 
     - base network (BN): every uniform T in ``1..max_T`` and ``heterogeneous`` random
       per-stage configurations, each after BN recalibration on ``bn_calibration_batches``
       training batches (official ``bn_calibrate``);
     - deployed network (bias-free IAF, no BN): the same configurations, time-stepped, plus
-      its synaptic operations per sample at ``max_T`` (clock-driven energy proxy).
+      its clock-driven accuracy, predictions and synaptic operations per sample at its deployment
+      resolution ``deploy.T`` (default ``max_T``; frames of ``test_deploy_path``).
     """
     from reprolab.core.io import write_json
     from reprolab.snn.deploy import DeployedNet
@@ -621,7 +653,14 @@ def run_evaluation(exp: dict[str, Any], base_path: str, deployed_path: str, trai
     chunks, labels = _frame_chunks(exp, test_path, limit.get("test"))
     dep_uniform = {str(T): deployed_accuracy(net, chunks, labels, [T] * net.num_stages) for T in Ts}
     dep_hetero = [deployed_accuracy(net, chunks, labels, c)["accuracy"] for c in configs]
-    at_max = deployed_accuracy(net, chunks, labels, [exp["max_T"]] * net.num_stages, with_synops=True)
+    dep_T = deploy_T(exp)[1]
+    if dep_T != exp["max_T"]:
+        dep_chunks, dep_labels = _frame_chunks(exp, test_deploy_path or test_path, limit.get("test"))
+        if not np.array_equal(dep_labels, labels):
+            raise ConfigError(f"{test_deploy_path}: labels differ from {test_path}; rebuild the frame caches")
+    else:
+        dep_chunks = chunks
+    at_max = deployed_accuracy(net, dep_chunks, labels, [dep_T] * net.num_stages, with_synops=True)
     log.info("deployed network, uniform T: %s", {T: r["accuracy"] for T, r in dep_uniform.items()})
     write_json(out, {
         "arm": state["arm"], "seed": state["seed"], "dataset": exp["dataset"], "max_T": exp["max_T"],
@@ -631,8 +670,8 @@ def run_evaluation(exp: dict[str, Any], base_path: str, deployed_path: str, trai
         "deployed": {"uniform": {T: r["accuracy"] for T, r in dep_uniform.items()},
                      "uniform_current_readout": {T: r["accuracy_current_readout"] for T, r in dep_uniform.items()},
                      "tie_rate": {T: r["tie_rate"] for T, r in dep_uniform.items()},
-                     "heterogeneous": dep_hetero, "clock_driven": at_max,
-                     "dense_macs_per_sample": float(net.dense_macs_per_step() * exp["max_T"])},
+                     "heterogeneous": dep_hetero, "clock_driven": at_max, "clock_T": dep_T,
+                     "dense_macs_per_sample": float(net.dense_macs_per_step() * dep_T)},
     })
 
 
