@@ -56,7 +56,10 @@ def test_real_registry_loads(caplog: pytest.LogCaptureFixture) -> None:
     assert registry["dvs_gesture"].access == "manual"
     assert registry["imagenet"].access == "credentials"
     assert "nmnist_demo" not in downloadable_ids(registry)
-    assert "no md5 or sha256" not in caplog.text, "every registry file should carry a checksum"
+    assert "no md5 or sha256" not in caplog.text, "every registry file needs a checksum or an unverified reason"
+    for dataset in registry.values():
+        for data_file in dataset.files:
+            assert data_file.has_checksum or data_file.unverified, (dataset.id, data_file.name)
 
 
 def test_committed_demo_files_match_registry() -> None:
@@ -107,6 +110,23 @@ def test_missing_checksum_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture
         registry = load_registry(_write(tmp_path, {"toy": entry}))
     assert registry["toy"].files[0].md5 is None
     assert "toy" in caplog.text and "no md5 or sha256" in caplog.text
+
+
+def test_declared_unverified_file_loads_quietly_and_warns_on_download(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    files = [{"name": "toy.zip", "urls": ["https://example.org/toy.zip"], "unverified": "none is published"}]
+    with caplog.at_level(logging.WARNING, logger="reprolab.data"):
+        registry = load_registry(_write(tmp_path, {"toy": _entry(files=files)}))
+        assert "toy" not in caplog.text
+        spec = download_spec(registry, "toy", "toy.zip", tmp_path)
+    assert spec["md5"] is None and "without a checksum: none is published" in caplog.text
+
+
+def test_empty_unverified_reason_is_refused(tmp_path: Path) -> None:
+    files = [{"name": "toy.zip", "urls": ["https://example.org/toy.zip"], "unverified": " "}]
+    with pytest.raises(ConfigError, match=r"files\[0\]\.unverified"):
+        load_registry(_write(tmp_path, {"toy": _entry(files=files)}))
 
 
 def test_unreadable_registry(tmp_path: Path) -> None:

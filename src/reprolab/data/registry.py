@@ -46,7 +46,7 @@ must download it; ``local``: committed in the repository."""
 
 _DATASET_KEYS = {"title", "paper_ids", "licence", "citation", "access", "instructions", "files"}
 _REQUIRED_DATASET_KEYS = ("title", "paper_ids", "licence", "citation", "access", "files")
-_FILE_KEYS = {"name", "urls", "md5", "sha256", "size", "path"}
+_FILE_KEYS = {"name", "urls", "md5", "sha256", "size", "path", "unverified"}
 _ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 _HEX = {"md5": re.compile(r"^[0-9a-fA-F]{32}$"), "sha256": re.compile(r"^[0-9a-fA-F]{64}$")}
 
@@ -67,6 +67,10 @@ class DataFile:
         Expected size in bytes, ``None`` when unknown.
     path
         The committed file (``local`` datasets), relative to the workflow's directory.
+    unverified
+        Why no checksum can be recorded (e.g. none is published and the file cannot be
+        fetched here); the download logs it. A file with neither a checksum nor this
+        reason makes the registry warn at every load.
     """
 
     name: str
@@ -75,6 +79,7 @@ class DataFile:
     sha256: str | None = None
     size: int | None = None
     path: str | None = None
+    unverified: str | None = None
 
     @property
     def has_checksum(self) -> bool:
@@ -198,7 +203,7 @@ def parse_dataset(dataset_id: str, entry: Any, source: str | os.PathLike[str] = 
         files=_files(where, access, entry["files"]),
     )
     for data_file in dataset.files:
-        if not data_file.has_checksum:
+        if not data_file.has_checksum and not data_file.unverified:
             logger.warning(
                 "%s: dataset %s, file %s has no md5 or sha256; it will be used unverified",
                 source,
@@ -260,7 +265,16 @@ def _data_file(where: _Where, access: str, index: int, item: Any) -> DataFile:
         sha256=_digest(where, f"{key}.sha256", "sha256", item.get("sha256")),
         size=_size(where, f"{key}.size", item.get("size")),
         path=_local_path(where, access, f"{key}.path", item.get("path")),
+        unverified=_unverified(where, f"{key}.unverified", item.get("unverified")),
     )
+
+
+def _unverified(where: _Where, key: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise where.error(key, "must be a sentence saying why no checksum can be recorded")
+    return value.strip()
 
 
 def _urls(where: _Where, access: str, key: str, value: Any) -> tuple[str, ...]:
@@ -419,6 +433,9 @@ def download_spec(
         raise ConfigError(f"dataset {dataset_id} is committed under {data_file.path}; it is not downloaded")
     if dataset.access in ("credentials", "manual"):
         require_available(dataset, data_dir, names=[filename])
+    if not data_file.has_checksum:
+        logger.warning("dataset %s, file %s is downloaded without a checksum: %s", dataset_id, filename,
+                       data_file.unverified or "none recorded in config/datasets.yaml")
     return {
         "urls": list(data_file.urls),
         "md5": data_file.md5,
