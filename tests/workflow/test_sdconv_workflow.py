@@ -64,7 +64,7 @@ def test_paper_scale_dry_run_with_cifar100_and_present_imagenet(workflow_dir: Pa
     proc = run_snakemake(workflow_dir, "-n", "--config", "scale=paper", "--", "results/sdconv/report.html",
                          timeout=600)
     out = proc.stdout
-    assert "sdconv_imagenet" in out and "sdconv_train" in out
+    assert "data_imagenet" in out and "sdconv_train" in out
     # 4 experiments x 8 runs x 3 seeds
     assert "results/sdconv/inr18/sdconv_a1e-05_s3/model.pt" in out
     assert "resources/static/cifar100/train.npz" in out

@@ -29,3 +29,27 @@ rule data_download:
         f"{ENV_DIR}/base.yaml"
     script:
         "../scripts/data/download.py"
+
+
+# --- ImageNet ---
+# The user's three ILSVRC2012 archives (registry access: credentials; absent ones stop the
+# workflow with the registry's instructions through data_download) unpacked once with
+# torchvision's parser; papers that train or evaluate on ImageNet (sdconv, calib) take the
+# manifest as input (reprolab.data.imagenet).
+
+
+rule data_imagenet:
+    input:
+        train=f"{DATA}/downloads/imagenet/ILSVRC2012_img_train.tar",
+        val=f"{DATA}/downloads/imagenet/ILSVRC2012_img_val.tar",
+        devkit=f"{DATA}/downloads/imagenet/ILSVRC2012_devkit_t12.tar.gz",
+    output:
+        f"{DATA}/imagenet/prepared.json",
+    log:
+        "logs/data/imagenet_prepare.log",
+    benchmark:
+        "benchmarks/data/imagenet_prepare.tsv"
+    conda:
+        f"{ENV_DIR}/snn.yaml"
+    script:
+        "../scripts/data/imagenet.py"

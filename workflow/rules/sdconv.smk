@@ -15,23 +15,6 @@ wildcard_constraints:
     sdc_run=SDC_PLAN.run_pattern(),
 
 
-rule sdconv_imagenet:
-    input:
-        train=f"{DATA}/downloads/imagenet/ILSVRC2012_img_train.tar",
-        val=f"{DATA}/downloads/imagenet/ILSVRC2012_img_val.tar",
-        devkit=f"{DATA}/downloads/imagenet/ILSVRC2012_devkit_t12.tar.gz",
-    output:
-        f"{DATA}/imagenet/prepared.json",
-    log:
-        "logs/sdconv/imagenet_prepare.log",
-    benchmark:
-        "benchmarks/sdconv/imagenet_prepare.tsv"
-    conda:
-        f"{ENV_DIR}/snn.yaml"
-    script:
-        "../scripts/sdconv/imagenet.py"
-
-
 rule sdconv_train:
     input:
         unpack(lambda wc: SDC_PLAN.init_model(wc.sdc_exp, wc.sdc_run, wc.seed)),

@@ -37,6 +37,7 @@ from torch import nn
 from reprolab.core.errors import ConfigError, DataError
 from reprolab.core.io import atomic_path, write_json
 from reprolab.core.runtime import choose_device, seed_everything, set_threads
+from reprolab.data.imagenet import FolderBatches, imagenet_batches, prepare_imagenet  # noqa: F401 (re-exported)
 from reprolab.snn.data import ArrayBatches, Augment, Preprocess
 from reprolab.snn.training import StepFn, TrainSpec, evaluate, fit
 from reprolab.vision import CONV_KINDS, parse_run
@@ -652,70 +653,6 @@ def make_batches(exp: dict, path: str | Path, train: bool, limit: int | None = N
         repeat_T=1)
     aug = Augment(**exp.get("augment", {})) if train else None
     return ArrayBatches(data, labels, exp["optim"]["batch_size"], pre, aug, shuffle=train)
-
-
-class FolderBatches:
-    """Streaming batches of an image dataset, with the interface of :class:`reprolab.snn.data.ArrayBatches`.
-
-    Each epoch's order and augmentation come from a generator seeded by ``(seed, epoch)``
-    (the DataLoader derives its worker seeds from it), so a resumed run sees the batches an
-    uninterrupted run would.
-    """
-
-    def __init__(self, dataset: Any, batch_size: int, shuffle: bool, workers: int = 0) -> None:
-        self.dataset, self.batch_size, self.shuffle, self.workers = dataset, batch_size, shuffle, workers
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.dataset) / self.batch_size)
-
-    @property
-    def num_samples(self) -> int:
-        return len(self.dataset)
-
-    def epoch(self, seed: int, epoch: int, device: str = "cpu") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Batches of one epoch, ``x`` as ``[1, N, C, H, W]`` on ``device``."""
-        gen = torch.Generator().manual_seed(int(seed) * 100_003 + int(epoch))
-        loader = torch.utils.data.DataLoader(self.dataset, batch_size=self.batch_size, shuffle=self.shuffle,
-                                             generator=gen, num_workers=self.workers,
-                                             pin_memory=device.startswith("cuda"))
-        for x, y in loader:
-            yield x.to(device, non_blocking=True).unsqueeze(0), y.to(device, non_blocking=True)
-
-
-def prepare_imagenet(train_tar: str | Path, val_tar: str | Path, devkit: str | Path, out: str | Path) -> None:
-    """The ``sdconv_imagenet`` rule: unpack the ILSVRC2012 archives with torchvision's parser.
-
-    torchvision checks the archives' MD5 and unpacks ``train/`` and ``val/`` (class folders)
-    beside them; the manifest ``out`` records the folder and the image counts.
-    """
-    import torchvision
-
-    root = Path(train_tar).parent
-    for archive in (val_tar, devkit):
-        if Path(archive).parent != root:
-            raise DataError(f"{archive}: the three ImageNet archives must be in one folder ({root})")
-    counts = {split: len(torchvision.datasets.ImageNet(str(root), split=split)) for split in ("train", "val")}
-    write_json(out, {"root": str(root), **counts})
-
-
-def imagenet_batches(exp: dict, manifest: str | Path, train: bool, limit: int | None = None) -> FolderBatches:
-    """ImageNet batches: RandomResizedCrop + flip for training, resize + centre crop for validation."""
-    import torchvision
-    from torchvision import transforms as T
-
-    from reprolab.core.io import read_json
-
-    root = read_json(manifest)["root"]
-    size = exp.get("loader", {}).get("image_size", 224)
-    normalize = T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-    if train:
-        tf = T.Compose([T.RandomResizedCrop(size), T.RandomHorizontalFlip(), T.ToTensor(), normalize])
-    else:
-        tf = T.Compose([T.Resize(round(size * 256 / 224)), T.CenterCrop(size), T.ToTensor(), normalize])
-    ds = torchvision.datasets.ImageNet(root, split="train" if train else "val", transform=tf)
-    if limit is not None:
-        ds = torch.utils.data.Subset(ds, range(min(limit, len(ds))))
-    return FolderBatches(ds, exp["optim"]["batch_size"], shuffle=train, workers=exp.get("loader", {}).get("workers", 0))
 
 
 def sample_shape(batches: Any) -> tuple[int, int, int]:
