@@ -310,3 +310,99 @@ def test_calibration_data_depends_on_the_seed_only() -> None:
     assert len(a.threshold) == 3 and a.bias.shape[0] == 64 and a.weight.shape[0] == 100
     torch.testing.assert_close(a.bias, b.bias)
     assert not torch.equal(a.bias, c.bias)
+
+
+# ----------------------------------------------------------------------------- ImageNet architectures
+
+TINY_VGG16 = [4, 4, "A", 8, 8, "A", 8, 8, 8, "A", 16, 16, 16, "A", 16, 16, 16, "A"]
+
+
+def _smooth_images(n: int, size: int = 64, seed: int = 3) -> torch.Tensor:
+    """Random images with large-scale structure (upsampled 4x4 noise), so deep features differ between images."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.nn.functional.interpolate(torch.rand(n, 3, 4, 4, generator=gen), size=size, mode="bilinear",
+                                           align_corners=False)
+
+
+def _tiny_imagenet_net(arch: str, x: torch.Tensor | None = None) -> torch.nn.Module:
+    """ResNet-34 / VGG-16 shaped (same depth, blocks, strides and pooling), a few channels wide.
+
+    With ``x``, BN statistics are those of ``x`` (as after training: every layer normalised),
+    with random affine parameters; otherwise :func:`_randomise_bn`.
+    """
+    torch.manual_seed(0)
+    spec = ({"arch": "resnet34", "channels": [4, 4, 8, 8]} if arch == "resnet34"
+            else {"arch": "vgg_imagenet", "layers": TINY_VGG16, "hidden": 16})
+    net = build_ann(spec, 3, 10, 64)
+    if x is None:
+        return _randomise_bn(net)
+    gen = torch.Generator().manual_seed(0)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average: the statistics of x exactly
+            m.weight.data.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+            m.bias.data.copy_(torch.randn(m.num_features, generator=gen) * 0.2)
+    net.train()
+    with torch.no_grad():
+        net(x)
+    return net.eval()
+
+
+@pytest.mark.parametrize("arch,spiking", [("resnet34", 34), ("vgg_imagenet", 20)])
+def test_imagenet_architectures_convert_and_approach_the_ann(arch: str, spiking: int) -> None:
+    x = _smooth_images(8)
+    net = _tiny_imagenet_net(arch, x)
+    folded = C.fold_batch_norm(net)
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), net(x), atol=1e-4, rtol=1e-4)
+    units = C.convertible_units(folded)
+    # ResNet-34: stem, stem pool, 16 blocks x 2; VGG-16: 13 convs, 5 pools, 2 hidden linear layers
+    assert len(units) == spiking
+    ths = C.scan_thresholds(folded, units, [x], [256])
+    with torch.no_grad():
+        ann = folded(x)
+        long = C.convert(folded, ths.max, T=256)(x) / 256
+        short = C.convert(folded, ths.max, T=4)(x) / 4
+    spread = (ann - ann.mean(0)).abs().mean()  # how much the outputs differ between images
+    err_long, err_short = (long - ann).abs().mean(), (short - ann).abs().mean()
+    assert err_long < 0.75 * spread  # the SNN follows the image-to-image differences of the ANN
+    assert err_long < 0.5 * err_short  # and converges with T (34 / 20 layers of rounding errors)
+    assert (long.argmax(1) == ann.argmax(1)).float().mean() >= 0.75
+
+
+@pytest.mark.parametrize("arch", ["resnet34", "vgg_imagenet"])
+def test_imagenet_architectures_are_torchvisions_with_average_pooling(arch: str) -> None:
+    """torchvision's resnet34 / vgg16_bn weights load, and the nets compute what torchvision's do once
+    max pooling is average pooling (as in the official ImageNet models)."""
+    torchvision = pytest.importorskip("torchvision")
+    from reprolab.snn.ann import torchvision_state_to
+
+    torch.manual_seed(1)
+    if arch == "resnet34":
+        tv = torchvision.models.resnet34(num_classes=1000)
+        tv.maxpool = torch.nn.AvgPool2d(3, 2, 1)
+    else:
+        tv = torchvision.models.vgg16_bn(num_classes=1000)
+        tv.features = torch.nn.Sequential(*[torch.nn.AvgPool2d(2, 2) if isinstance(m, torch.nn.MaxPool2d) else m
+                                            for m in tv.features])
+    tv = _randomise_bn(tv)
+    net = build_ann({"arch": arch}, 3, 1000, 224).eval()
+    net.load_state_dict(torchvision_state_to(net, arch, tv.state_dict()))
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        ref = tv(x)
+        torch.testing.assert_close(net(x), ref, atol=1e-4 * float(ref.abs().max()) + 1e-6, rtol=1e-4)
+
+
+def test_missing_torchvision_weights_name_the_file_and_where_to_get_it(tmp_path) -> None:
+    from reprolab.snn.ann import load_torchvision_weights
+
+    net = _tiny_imagenet_net("resnet34")
+    path = tmp_path / "downloads/torchvision_imagenet/resnet34-b627a593.pth"
+    with pytest.raises(DataError, match=r"resnet34-b627a593\.pth.*download\.pytorch\.org/models/resnet34-b627a593"):
+        load_torchvision_weights(net, "resnet34", path)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"truncated download")
+    with pytest.raises(DataError, match="does not start with b627a593"):
+        load_torchvision_weights(net, "resnet34", path)

@@ -9,6 +9,11 @@ Neural Networks via Parameter Calibration" (arXiv:2205.10121), official code
   A, 512 x3, A, 512 x3, A``).
 - :class:`ResNet20`: 3x3 stem, three stages of three BasicBlocks (the official ``resnet20``
   widths are 64, 128, 256), global average pooling, one ``Linear``.
+- :class:`ResNetImageNet` (ResNet-34) and :class:`VGGImageNet` (VGG-16 with BN): the 224x224
+  ImageNet networks with torchvision's layer layout (``torchvision.models.resnet34`` /
+  ``vgg16_bn``), max pooling replaced by average pooling as in the official
+  ``models/ImageNet/models/{resnet,vgg}.py``; :func:`load_torchvision_weights` maps
+  torchvision's ImageNet weights onto them.
 
 Every ReLU sits in a :class:`Unit` ``act(synapse(x) [+ residual])`` whose ``synapse`` is a
 :class:`ConvBN`. Conversion (:mod:`reprolab.snn.calib`) folds each BN into its conv and
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -51,13 +57,15 @@ def conv_bn(c_in: int, c_out: int, kernel: int = 3, stride: int = 1, batch_norm:
     return ConvBN(conv, batch_norm)
 
 
-def avg_pool_conv(channels: int, kernel: int = 2) -> ConvBN:
+def avg_pool_conv(channels: int, kernel: int = 2, stride: int | None = None, padding: int = 0) -> ConvBN:
     """Average pooling as a frozen depthwise conv with weights ``1/k^2`` (``AvgPoolConv``).
 
     Its bias starts at zero; it exists so that bias calibration can correct the pooling layer
-    like any other spiking layer.
+    like any other spiking layer. ``stride`` defaults to ``kernel``; zero padding counts in
+    the average (``nn.AvgPool2d(count_include_pad=True)``, the official ResNet stem pool).
     """
-    conv = nn.Conv2d(channels, channels, kernel, stride=kernel, groups=channels, bias=True)
+    stride = kernel if stride is None else stride
+    conv = nn.Conv2d(channels, channels, kernel, stride=stride, padding=padding, groups=channels, bias=True)
     with torch.no_grad():
         conv.weight.fill_(1.0 / (kernel * kernel))
         conv.bias.zero_()
@@ -204,6 +212,227 @@ class ResNet20(nn.Module):
         return self.classifier(self.pool(self.features(x)).flatten(1))
 
 
+class ResNetImageNet(nn.Module):
+    """ResNet-34 for 224x224 ImageNet images with average instead of max pooling.
+
+    torchvision's ``resnet34`` layout: 7x7 stride-2 Conv-BN-ReLU stem, 3x3 stride-2 pooling,
+    four stages of BasicBlocks (3, 4, 6, 3; widths 64, 128, 256, 512; a 1x1 Conv-BN
+    shortcut where the shape changes), global average pooling, one ``Linear``. The stem's
+    max pooling is the average pooling ``AvgPool2d(3, 2, padding=1)`` of the official
+    ``resnet34_snn`` (SNN_Calibration ``models/ImageNet/models/resnet.py``), here an
+    :func:`avg_pool_conv` unit so that it can spike. The official model also replaces the
+    7x7 stem by a three-conv "deep stem"; this one keeps torchvision's stem so that
+    torchvision's ImageNet weights load (:func:`load_torchvision_weights`).
+
+    Parameters
+    ----------
+    in_channels, num_classes
+        Input channels and classes.
+    channels, blocks
+        Width and BasicBlocks of each stage (ResNet-34: 64, 128, 256, 512 and 3, 4, 6, 3).
+    batch_norm
+        As in :class:`VGG`.
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, channels: Sequence[int] = (64, 128, 256, 512),
+                 blocks: Sequence[int] = (3, 4, 6, 3), batch_norm: bool = True) -> None:
+        super().__init__()
+        if len(channels) != len(blocks) or not channels:
+            raise ConfigError("resnet34 needs one model.channels entry per model.blocks entry (e.g. [64, 128, 256, 512])")
+        stem = nn.Conv2d(in_channels, channels[0], 7, stride=2, padding=3, bias=not batch_norm)
+        layers: list[nn.Module] = [Unit(ConvBN(stem, batch_norm)),
+                                   Unit(avg_pool_conv(channels[0], 3, 2, 1), pooling=True)]
+        c_in = channels[0]
+        for stage, (c_out, n_blocks) in enumerate(zip(channels, blocks, strict=True)):
+            for b in range(n_blocks):
+                layers.append(BasicBlock(c_in, c_out, stride=2 if (stage > 0 and b == 0) else 1, batch_norm=batch_norm))
+                c_in = c_out
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_in, num_classes)
+        _init_like_official(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.pool(self.features(x)).flatten(1))
+
+
+#: VGG-16 (configuration D) as a layer list; ``A`` = 2x2 average pooling in place of max pooling.
+VGG16_LAYERS: tuple[int | str, ...] = (64, 64, POOL, 128, 128, POOL, 256, 256, 256, POOL, 512, 512, 512, POOL,
+                                       512, 512, 512, POOL)
+
+
+class VGGImageNet(nn.Module):
+    """VGG-16 with BN for 224x224 ImageNet images, average pooling, two spiking hidden layers.
+
+    torchvision's ``vgg16_bn`` layout: 3x3 Conv(bias)-BN-ReLU blocks with 2x2 pooling
+    (``A``; max pooling in torchvision, average pooling in the official
+    ``models/ImageNet/models/vgg.py``), adaptive average pooling to ``pool_size`` (the
+    identity at 224x224), then ``Linear-ReLU-Dropout`` twice and a ``Linear`` classifier.
+    The two hidden linear layers become spiking units (official ``SpikeVGGClassifier``:
+    ``fc1``, ``fc2`` spike, ``fc3`` accumulates). So that conversion and calibration treat
+    them like every other unit, each is the equivalent convolution: ``fc1`` a
+    ``pool_size x pool_size`` conv on the pooled map (torch's ``flatten`` order), ``fc2`` a
+    1x1 conv.
+
+    Parameters
+    ----------
+    in_channels, num_classes
+        Input channels and classes.
+    layers
+        As in :class:`VGG` (default VGG-16).
+    hidden
+        Width of the two hidden linear layers (4096).
+    pool_size
+        Output side of the adaptive average pooling (7).
+    dropout
+        Dropout after each hidden layer during training (0.5).
+    batch_norm
+        Conv-BN-ReLU (True, ``vgg16_bn``) or Conv-ReLU blocks; the convs have a bias either way.
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, layers: Sequence[int | str] = VGG16_LAYERS,
+                 hidden: int = 4096, pool_size: int = 7, dropout: float = 0.5, batch_norm: bool = True) -> None:
+        super().__init__()
+        units: list[Unit] = []
+        c_in = in_channels
+        for item in layers:
+            if item == POOL:
+                units.append(Unit(avg_pool_conv(c_in), pooling=True))
+            elif isinstance(item, int) and item > 0:
+                conv = nn.Conv2d(c_in, item, 3, padding=1, bias=True)
+                units.append(Unit(ConvBN(conv, batch_norm)))
+                c_in = item
+            else:
+                raise ConfigError(f"model.layers: {item!r} is neither a channel count nor 'A' (average pooling)")
+        self.features = nn.Sequential(*units)
+        self.pool = nn.AdaptiveAvgPool2d(pool_size)
+        self.fc1 = Unit(ConvBN(nn.Conv2d(c_in, hidden, pool_size), batch_norm=False))
+        self.drop1 = nn.Dropout(dropout)
+        self.fc2 = Unit(ConvBN(nn.Conv2d(hidden, hidden, 1), batch_norm=False))
+        self.drop2 = nn.Dropout(dropout)
+        self.classifier = nn.Linear(hidden, num_classes)
+        _init_like_official(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.drop1(self.fc1(self.pool(self.features(x))))
+        return self.classifier(self.drop2(self.fc2(x)).flatten(1))
+
+
+#: torchvision's ImageNet weight files (``IMAGENET1K_V1``) for the ImageNet architectures.
+TORCHVISION_WEIGHTS = {"resnet34": "resnet34-b627a593.pth", "vgg_imagenet": "vgg16_bn-6c64b313.pth"}
+TORCHVISION_URL = "https://download.pytorch.org/models/"
+
+
+def _torchvision_key_map(net: nn.Module, arch: str, tv_keys: Sequence[str]) -> dict[str, str]:
+    """``{torchvision state-dict key: key of net}`` for :class:`ResNetImageNet` / :class:`VGGImageNet`."""
+    mapping: dict[str, str] = {}
+    if arch == "resnet34":
+        blocks = [i for i, m in enumerate(net.features) if isinstance(m, BasicBlock)]
+        stage_sizes = [len({k.split(".")[1] for k in tv_keys if k.startswith(f"layer{s}.")}) for s in range(1, 5)]
+        positions = iter(blocks)
+        block_of = {(s, b): next(positions) for s, n in enumerate(stage_sizes, 1) for b in range(n)}
+        for key in tv_keys:
+            parts = key.split(".")
+            if parts[0] == "conv1":
+                mapping[key] = "features.0.synapse.conv." + parts[-1]
+            elif parts[0] == "bn1":
+                mapping[key] = "features.0.synapse.bn." + parts[-1]
+            elif parts[0] == "fc":
+                mapping[key] = "classifier." + parts[-1]
+            elif parts[0].startswith("layer"):
+                idx = block_of[(int(parts[0][5:]), int(parts[1]))]
+                local = {"conv1": "unit1.synapse.conv", "bn1": "unit1.synapse.bn", "conv2": "unit2.synapse.conv",
+                         "bn2": "unit2.synapse.bn", "downsample.0": "shortcut.conv", "downsample.1": "shortcut.bn"}
+                inner = ".".join(parts[2:-1])
+                mapping[key] = f"features.{idx}.{local[inner]}.{parts[-1]}"
+        return mapping
+    # vgg_imagenet: torchvision's features hold (conv, bn, relu) per conv and one module per pooling
+    tv_index, ours = 0, 0
+    has_bn = any(isinstance(m, nn.BatchNorm2d) for m in net.modules())
+    for unit in net.features:
+        if unit.pooling:
+            tv_index += 1
+        else:
+            for name in ("weight", "bias"):
+                mapping[f"features.{tv_index}.{name}"] = f"features.{ours}.synapse.conv.{name}"
+            if has_bn:
+                for name in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
+                    mapping[f"features.{tv_index + 1}.{name}"] = f"features.{ours}.synapse.bn.{name}"
+            tv_index += 3 if has_bn else 2
+        ours += 1
+    for tv_i, name in ((0, "fc1.synapse.conv"), (3, "fc2.synapse.conv"), (6, "classifier")):
+        for p in ("weight", "bias"):
+            mapping[f"classifier.{tv_i}.{p}"] = f"{name}.{p}"
+    return mapping
+
+
+def torchvision_state_to(net: nn.Module, arch: str, tv_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A torchvision ``resnet34`` / ``vgg16_bn`` state dict as a state dict of ``net`` (same architecture).
+
+    Linear weights of the VGG hidden layers are reshaped into the equivalent convolutions.
+    The fixed average-pooling units keep their own ``1/k^2`` weights.
+
+    Raises
+    ------
+    ConfigError
+        If a tensor does not fit (e.g. other widths or classes than the weights were trained with).
+    """
+    own = net.state_dict()
+    mapping = _torchvision_key_map(net, arch, list(tv_state))
+    missing = [k for k in tv_state if k not in mapping]
+    if missing:
+        raise ConfigError(f"torchvision weights have keys the {arch} model lacks: {missing[:4]}; "
+                          f"use model.channels / blocks / layers of the torchvision architecture")
+    out = dict(own)
+    for tv_key, key in mapping.items():
+        if tv_key not in tv_state:
+            continue  # e.g. num_batches_tracked in old files
+        value = tv_state[tv_key]
+        if key not in own or own[key].numel() != value.numel():
+            raise ConfigError(f"torchvision weight {tv_key} {tuple(value.shape)} does not fit {key} "
+                              f"{tuple(own[key].shape) if key in own else '(absent)'}; the pretrained weights need "
+                              f"the full torchvision architecture with 1000 classes")
+        out[key] = value.reshape(own[key].shape).to(own[key].dtype)
+    return out
+
+
+def load_torchvision_weights(net: nn.Module, arch: str, path: str | Path) -> None:
+    """Load torchvision's ImageNet weights (a ``.pth`` file) into ``net`` in place.
+
+    The SHA-256 of the file must start with the hash in its name (torch.hub's check);
+    the max-pooling layers of torchvision's models are average pooling here, so the
+    network needs fine-tuning (``optim.epochs``) to recover torchvision's accuracy.
+
+    Raises
+    ------
+    DataError
+        If the file is absent (naming it and where to get it) or its hash prefix differs.
+    """
+    import hashlib
+    import re
+
+    from reprolab.core.errors import DataError
+
+    path = Path(path)
+    name = TORCHVISION_WEIGHTS.get(arch)
+    if name is None:
+        raise ConfigError(f"model.pretrained: torchvision weights exist for {sorted(TORCHVISION_WEIGHTS)}, not {arch!r}")
+    if not path.exists():
+        raise DataError(
+            f"{path}: torchvision's ImageNet weights for {arch} are missing. Download {TORCHVISION_URL}{name} "
+            f"(or run `python -c \"import torchvision; torchvision.models.{name.split('-')[0]}(weights='IMAGENET1K_V1')\"` "
+            f"and copy it from ~/.cache/torch/hub/checkpoints/) into {path.parent}/ under exactly that name; "
+            f"or set model.pretrained: none to train from scratch")
+    prefix = re.search(r"-([0-9a-f]+)\.", path.name)
+    if prefix:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if not digest.startswith(prefix.group(1)):
+            raise DataError(f"{path}: SHA-256 {digest[:16]}... does not start with {prefix.group(1)} (the hash in the "
+                            f"file name); the download is corrupt or truncated, delete it and download it again")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    net.load_state_dict(torchvision_state_to(net, arch, state))
+
+
 def build_ann(spec: dict[str, Any], in_channels: int, num_classes: int, input_size: int) -> nn.Module:
     """The network of a ``model`` config section (``config/schemas/calib.yaml``)."""
     arch = spec["arch"]
@@ -215,7 +444,15 @@ def build_ann(spec: dict[str, Any], in_channels: int, num_classes: int, input_si
     if arch == "resnet20":
         return ResNet20(in_channels, num_classes, spec.get("channels", (64, 128, 256)), spec.get("blocks", (3, 3, 3)),
                         batch_norm)
-    raise ConfigError(f"model.arch {arch!r} is unknown; use vgg or resnet20")
+    if arch == "resnet34":
+        if not batch_norm:
+            raise ConfigError("model.batch_norm: resnet34 is built with batch norm only (torchvision's layout)")
+        return ResNetImageNet(in_channels, num_classes, spec.get("channels", (64, 128, 256, 512)),
+                              spec.get("blocks", (3, 4, 6, 3)), batch_norm)
+    if arch == "vgg_imagenet":
+        return VGGImageNet(in_channels, num_classes, spec.get("layers", VGG16_LAYERS), spec.get("hidden", 4096),
+                           spec.get("pool_size", 7), spec.get("dropout", 0.5), batch_norm)
+    raise ConfigError(f"model.arch {arch!r} is unknown; use vgg, resnet20, resnet34 or vgg_imagenet")
 
 
 def units_of(model: nn.Module) -> list[Unit]:
