@@ -406,3 +406,26 @@ def test_missing_torchvision_weights_name_the_file_and_where_to_get_it(tmp_path)
     path.write_bytes(b"truncated download")
     with pytest.raises(DataError, match="does not start with b627a593"):
         load_torchvision_weights(net, "resnet34", path)
+
+
+def test_experiment_overrides_merge_and_name_the_experiment() -> None:
+    from reprolab.snn.calib_plan import CalibPlan
+
+    base = {"seeds": [1000, 1001], "eval_T": [4, 16], "focus_T": 16, "pipelines": {"none": ["threshold_max"]},
+            "calibration": {"batch_size": 128, "augment": False, "weight": {"samples": 1024, "iters": 5, "lr": 4e-5,
+                                                                             "batch_size": 32}},
+            "eval_batch_size": 100, "probe_size": 8}
+    inet = {"dataset": "imagenet", "model": {"arch": "resnet34", "pretrained": "torchvision"}, "seeds": [1000],
+            "calibration": {"weight": {"lr": 1e-5}}, "pipelines": {"advanced": ["threshold_mse", "weight", "potential"]}}
+    plan = CalibPlan({**base, "experiments": {"inet": inet, "digits": {"dataset": "digits", "model": {"arch": "vgg"}}}},
+                     "data")
+    merged = plan.by_experiment["inet"]
+    assert merged["calibration"]["weight"] == {"samples": 1024, "iters": 5, "lr": 1e-5, "batch_size": 32}
+    assert merged["pipelines"] == inet["pipelines"] and plan.seeds("inet") == [1000]
+    assert plan.by_experiment["digits"]["pipelines"] == base["pipelines"]
+    assert plan.weights("inet") == {"weights": "data/downloads/torchvision_imagenet/resnet34-b627a593.pth"}
+    assert plan.weights("digits") == {} and plan.data_file("inet", "test") == "data/imagenet/prepared.json"
+    assert plan.evals() == ["results/calib/inet/s1000/eval.json", "results/calib/digits/s1000/eval.json",
+                            "results/calib/digits/s1001/eval.json"]
+    with pytest.raises(ConfigError, match=r"papers.calib.experiments.inet .*focus_T = 16 is not in"):
+        CalibPlan({**base, "experiments": {"inet": {**inet, "eval_T": [32, 64]}}}, "data")

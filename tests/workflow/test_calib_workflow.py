@@ -71,13 +71,36 @@ def test_calib_eval_covers_every_T_pipeline_and_layer(smoke_run: Path):
         assert all(n["v_init"] is not None for n in advanced["neurons"])  # potential calibration ran
 
 
-def test_calib_paper_scale_dry_run_plans_the_four_cifar_experiments(workflow_dir: Path):
+IMAGENET_ARCHIVES = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar", "ILSVRC2012_devkit_t12.tar.gz")
+
+
+def test_calib_paper_scale_stops_with_the_registry_instructions_without_imagenet(workflow_dir: Path):
+    proc = run_snakemake(workflow_dir, "-n", "--config", "scale=paper", "--", "results/calib/report.html",
+                         check=False, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "image-net.org" in out and "ILSVRC2012_img_train.tar" in out and "downloads/imagenet" in out
+
+
+def test_calib_paper_scale_dry_run_plans_cifar_and_imagenet_experiments(workflow_dir: Path):
+    downloads = workflow_dir / "resources/downloads/imagenet"
+    downloads.mkdir(parents=True)
+    for name in IMAGENET_ARCHIVES:
+        (downloads / name).write_bytes(b"placeholder")  # dry run: only presence matters
     proc = run_snakemake(workflow_dir, "-n", "--config", "scale=paper", "--", "results/calib/report.html",
                          timeout=600)
     out = proc.stdout + proc.stderr
-    for exp in ("cifar10vgg16", "cifar10resnet20", "cifar100vgg16", "cifar100resnet20"):
+    for exp in ("cifar10vgg16", "cifar10resnet20", "cifar100vgg16", "cifar100resnet20", "imagenetresnet34",
+                "imagenetvgg16"):
         assert f"results/calib/{exp}/ann.pt" in out
-    assert "calib_convert" in out
+    assert "data_imagenet" in out and "resources/imagenet/prepared.json" in out
+    # torchvision's ImageNet weights are fetched by the download rule (model.pretrained: torchvision)
+    assert "resources/downloads/torchvision_imagenet/resnet34-b627a593.pth" in out
+    assert "resources/downloads/torchvision_imagenet/vgg16_bn-6c64b313.pth" in out
+    # ImageNet: one calibration run (the official script's), CIFAR: five
+    assert "results/calib/imagenetresnet34/s1000/eval.json" in out
+    assert "results/calib/imagenetresnet34/s1001/eval.json" not in out
+    assert "results/calib/cifar10vgg16/s1004/eval.json" in out
 
 
 def test_calib_focus_T_outside_eval_T_stops_at_parse_time(workflow_dir: Path):

@@ -1,42 +1,27 @@
 # ANN-to-SNN conversion with layer-wise parameter calibration (Li, Deng, Dong, Gu, arXiv:2205.10121).
 # results/calib/<experiment>/ann.pt -> s<seed>/{eval.json,snn.pt} (every pipeline and T) -> figures -> report.
+# ImageNet experiments read the manifest of data_imagenet (workflow/rules/data.smk) and, with
+# model.pretrained: torchvision, torchvision's weights (registry entry torchvision_imagenet).
+
+from reprolab.snn.calib_plan import CalibPlan
 
 CALIB = pcfg("calib")
-CALIB_EXPS = CALIB["experiments"]
-#: What calib_convert needs besides the experiment: conversion, thresholds, calibration, pipelines, T.
-CALIB_SETTINGS = {k: v for k, v in CALIB.items() if k not in ("experiments", "resources", "enabled", "seeds")}
-
-if CALIB["focus_T"] not in CALIB["eval_T"]:
-    raise WorkflowError(
-        f"invalid configuration: papers.calib.focus_T = {CALIB['focus_T']} is not in papers.calib.eval_T "
-        f"{CALIB['eval_T']}; add it there or change focus_T (config/papers/calib.yaml)"
-    )
+# Checks every experiment's settings (its overrides merged) at parse time, naming the key.
+CALIB_PLAN = CalibPlan(CALIB, DATA)
+CALIB_EXPS = CALIB_PLAN.experiments
+CALIB_EVALS = CALIB_PLAN.evals()
+CALIB_HISTORIES = CALIB_PLAN.histories()
 
 
 wildcard_constraints:
     calib_exp="|".join(CALIB_EXPS),
 
 
-# Input cache of each experiment and split: the static image cache, or the one-frame-per-recording
-# count cache of an event dataset.
-CALIB_DATA = {
-    (e, split): (
-        f"{DATA}/frames/{x['dataset']}/{split}_T1_count.npz"
-        if x["dataset"] in ("nmnist_demo", "nmnist")
-        else f"{DATA}/static/{x['dataset']}/{split}.npz"
-    )
-    for e, x in CALIB_EXPS.items()
-    for split in ("train", "test")
-}
-# Per-seed results and per-experiment ANN histories.
-CALIB_EVALS = [f"results/calib/{e}/s{s}/eval.json" for e in CALIB_EXPS for s in CALIB["seeds"]]
-CALIB_HISTORIES = [f"results/calib/{e}/ann_history.json" for e in CALIB_EXPS]
-
-
 rule calib_train:
     input:
-        train=lambda wc: CALIB_DATA[(wc.calib_exp, "train")],
-        test=lambda wc: CALIB_DATA[(wc.calib_exp, "test")],
+        unpack(lambda wc: CALIB_PLAN.weights(wc.calib_exp)),
+        train=lambda wc: CALIB_PLAN.data_file(wc.calib_exp, "train"),
+        test=lambda wc: CALIB_PLAN.data_file(wc.calib_exp, "test"),
     output:
         model="results/calib/{calib_exp}/ann.pt",
         history="results/calib/{calib_exp}/ann_history.json",
@@ -59,14 +44,14 @@ rule calib_train:
 rule calib_convert:
     input:
         model="results/calib/{calib_exp}/ann.pt",
-        train=lambda wc: CALIB_DATA[(wc.calib_exp, "train")],
-        test=lambda wc: CALIB_DATA[(wc.calib_exp, "test")],
+        train=lambda wc: CALIB_PLAN.data_file(wc.calib_exp, "train"),
+        test=lambda wc: CALIB_PLAN.data_file(wc.calib_exp, "test"),
     output:
         evaluation="results/calib/{calib_exp}/s{seed}/eval.json",
         snn="results/calib/{calib_exp}/s{seed}/snn.pt",
     params:
         exp=lambda wc: CALIB_EXPS[wc.calib_exp],
-        settings=CALIB_SETTINGS,
+        settings=lambda wc: CALIB_PLAN.by_experiment[wc.calib_exp],
         device=config["device"],
     resources:
         **train_resources("calib"),
@@ -112,7 +97,7 @@ rule calib_report:
         evals=CALIB_EVALS,
         histories=CALIB_HISTORIES,
         figures=rules.calib_figures.output,
-        data=sorted(set(CALIB_DATA.values())),
+        data=CALIB_PLAN.data_files(),
     output:
         html="results/calib/report.html",
         claims="results/calib/claims.json",

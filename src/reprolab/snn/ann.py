@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from reprolab.core.errors import ConfigError
+from reprolab.snn.calib_plan import TORCHVISION_WEIGHTS
 
 POOL = "A"
 
@@ -318,8 +319,6 @@ class VGGImageNet(nn.Module):
         return self.classifier(self.drop2(self.fc2(x)).flatten(1))
 
 
-#: torchvision's ImageNet weight files (``IMAGENET1K_V1``) for the ImageNet architectures.
-TORCHVISION_WEIGHTS = {"resnet34": "resnet34-b627a593.pth", "vgg_imagenet": "vgg16_bn-6c64b313.pth"}
 TORCHVISION_URL = "https://download.pytorch.org/models/"
 
 

@@ -54,14 +54,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from reprolab.core.errors import ConfigError, DataError
-from reprolab.snn.ann import ConvBN, Unit, build_ann, units_of
+from reprolab.snn.ann import ConvBN, Unit, build_ann, load_torchvision_weights, units_of
+from reprolab.snn.calib_plan import (  # noqa: F401 (part of this module's interface)
+    CALIBRATION_STEPS,
+    EXPERIMENT_OVERRIDES,
+    THRESHOLD_STEPS,
+    check_settings,
+    experiment_settings,
+)
 
 log = logging.getLogger("reprolab.snn.calib")
 
-#: Calibration steps a pipeline may chain (config ``papers.calib.pipelines``).
-THRESHOLD_STEPS = ("threshold_max", "threshold_mse")
-CALIBRATION_STEPS = ("bias", "potential", "weight")
-NUM_CLASSES = {"cifar100": 100}
+NUM_CLASSES = {"cifar100": 100, "imagenet": 1000}
 
 
 # --------------------------------------------------------------------------------------
@@ -635,6 +639,15 @@ def correct_predictions(model: nn.Module, images: torch.Tensor, labels: torch.Te
     return torch.cat(hits).cpu() if hits else torch.zeros(0, dtype=torch.bool)
 
 
+@torch.no_grad()
+def correct_on(model: nn.Module, split: Split, batch_size: int = 100,
+               device: str | torch.device = "cpu") -> torch.Tensor:
+    """Boolean ``[N]`` on the CPU: whether ``model`` classifies each image of ``split`` right (in order)."""
+    model.eval()
+    hits = [model(x).argmax(-1) == y for x, y in split.batches(batch_size, device)]
+    return torch.cat(hits).cpu() if hits else torch.zeros(0, dtype=torch.bool)
+
+
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 100) -> float:
     """Top-1 accuracy of ``model`` on in-memory images."""
     return float(correct_predictions(model, images, labels, batch_size).float().mean()) if len(labels) else 0.0
@@ -733,19 +746,92 @@ class TimeMajorANN(nn.Module):
         return self.net(x.flatten(0, 1)).view(x.shape[0], x.shape[1], -1)
 
 
-def _static_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, augment: dict[str, Any] | None,
-                    shuffle: bool):
-    from reprolab.snn.data import ArrayBatches, Augment, Preprocess
+class ArraySplit:
+    """One split held in memory: images ``[N, C, H, W]`` float32 and labels."""
 
-    aug = Augment(**augment) if augment else None
-    return ArrayBatches(images, labels, batch_size, Preprocess(repeat_T=1), aug, shuffle=shuffle)
+    def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.images.shape[1:])
+
+    def take(self, idx: np.ndarray, augment: dict[str, Any] | None = None,
+             gen: torch.Generator | None = None) -> torch.Tensor:
+        """Images at ``idx`` (sorted order), with the experiment's training augmentation if given."""
+        from reprolab.snn.data import Augment
+
+        x = torch.from_numpy(self.images[idx])
+        return Augment(**augment)(x.unsqueeze(1), gen)[:, 0] if augment else x
+
+    def batches(self, batch_size: int, device: str | torch.device = "cpu"):
+        """``(images, labels)`` in order, on ``device``."""
+        for lo in range(0, len(self), batch_size):
+            yield (torch.from_numpy(self.images[lo:lo + batch_size]).to(device),
+                   torch.from_numpy(self.labels[lo:lo + batch_size]).to(device))
+
+    def training_batches(self, exp: dict[str, Any], train: bool, batch_size: int):
+        """Batches for :func:`reprolab.snn.training.fit` (augmented and shuffled when ``train``)."""
+        from reprolab.snn.data import ArrayBatches, Augment, Preprocess
+
+        aug = Augment(**exp["augment"]) if train and exp.get("augment") else None
+        return ArrayBatches(self.images, self.labels, batch_size, Preprocess(repeat_T=1), aug, shuffle=train)
 
 
-def ann_spec(exp: dict[str, Any], images: np.ndarray) -> dict[str, Any]:
-    """What rebuilds the experiment's ANN: model config, input shape and classes."""
-    if images.ndim != 4 or images.shape[-1] != images.shape[-2]:
-        raise DataError(f"calib needs square images [N, C, H, W], got shape {images.shape}")
-    return {"model": exp["model"], "in_channels": int(images.shape[1]), "input_size": int(images.shape[-1]),
+class ImageNetSplit:
+    """ImageNet's train or validation split streamed from the prepared folders (:mod:`reprolab.data.imagenet`).
+
+    Evaluation, probes and calibration images get the evaluation transform (resize, centre
+    crop) unless calibration asks for augmentation; training batches the training transform.
+    """
+
+    def __init__(self, manifest: str | Path, split: str, image_size: int = 224, limit: int | None = None,
+                 workers: int = 0) -> None:
+        self.manifest, self.split, self.image_size = manifest, ("train" if split == "train" else "val"), image_size
+        self.limit, self.workers = limit, workers
+        self._plain = self.dataset(augment=False)
+
+    def dataset(self, augment: bool) -> Any:
+        from reprolab.data.imagenet import imagenet_dataset
+
+        return imagenet_dataset(self.manifest, self.split, augment, self.image_size, self.limit)
+
+    def __len__(self) -> int:
+        return len(self._plain)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (3, self.image_size, self.image_size)
+
+    def take(self, idx: np.ndarray, augment: dict[str, Any] | None = None,
+             gen: torch.Generator | None = None) -> torch.Tensor:
+        """Images at ``idx``; ``augment`` (any non-empty setting) selects the training transform."""
+        ds = self.dataset(augment=True) if augment else self._plain
+        return torch.stack([ds[int(i)][0] for i in idx])
+
+    def batches(self, batch_size: int, device: str | torch.device = "cpu"):
+        loader = torch.utils.data.DataLoader(self._plain, batch_size=batch_size, shuffle=False,
+                                             num_workers=self.workers)
+        for x, y in loader:
+            yield x.to(device), y.to(device)
+
+    def training_batches(self, exp: dict[str, Any], train: bool, batch_size: int):
+        from reprolab.data.imagenet import FolderBatches
+
+        return FolderBatches(self.dataset(augment=train), batch_size, shuffle=train, workers=self.workers)
+
+
+Split = ArraySplit | ImageNetSplit
+
+
+def ann_spec(exp: dict[str, Any], shape: Sequence[int]) -> dict[str, Any]:
+    """What rebuilds the experiment's ANN: model config, input shape ``(C, H, W)`` and classes."""
+    if len(shape) != 3 or shape[-1] != shape[-2]:
+        raise DataError(f"calib needs square images [N, C, H, W], got images of shape {tuple(shape)}")
+    return {"model": exp["model"], "in_channels": int(shape[0]), "input_size": int(shape[-1]),
             "num_classes": NUM_CLASSES.get(exp["dataset"], 10)}
 
 
@@ -753,8 +839,9 @@ def build_from_spec(spec: dict[str, Any]) -> nn.Module:
     return build_ann(spec["model"], spec["in_channels"], spec["num_classes"], spec["input_size"])
 
 
-def train_ann(exp: dict[str, Any], train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
-              checkpoint_dir: str | Path, device: str, progress: bool = True
+def train_ann(exp: dict[str, Any], train: tuple[np.ndarray, np.ndarray] | Split,
+              test: tuple[np.ndarray, np.ndarray] | Split, checkpoint_dir: str | Path, device: str,
+              progress: bool = True, weights: str | Path | None = None
               ) -> tuple[nn.Module, dict[str, Any], list[dict[str, Any]]]:
     """Train the experiment's Conv-BN-ReLU ANN (card Sec. 3), resumable through ``checkpoint_dir``.
 
@@ -763,7 +850,10 @@ def train_ann(exp: dict[str, Any], train: tuple[np.ndarray, np.ndarray], test: t
     exp
         Experiment config (``model``, ``optim``, ``augment``, ``train_seed``, ``dataset``).
     train, test
-        ``(images [N, C, H, W], labels)``.
+        ``(images [N, C, H, W], labels)`` or a split (:class:`ArraySplit`, :class:`ImageNetSplit`).
+    weights
+        torchvision's ImageNet weights file, required when ``model.pretrained`` is ``torchvision``
+        (:func:`reprolab.snn.ann.load_torchvision_weights`); training then fine-tunes them.
 
     Returns
     -------
@@ -774,13 +864,18 @@ def train_ann(exp: dict[str, Any], train: tuple[np.ndarray, np.ndarray], test: t
     from reprolab.core.runtime import seed_everything
     from reprolab.snn.training import TrainSpec, fit, loss_step
 
-    spec = ann_spec(exp, train[0])
+    train, test = as_split(train), as_split(test)
+    spec = ann_spec(exp, train.shape)
     seed = int(exp["train_seed"])
     seed_everything(seed)
     net = build_from_spec(spec)
+    if exp["model"].get("pretrained", "none") == "torchvision":
+        if weights is None:
+            raise ConfigError(f"model.pretrained is torchvision for {exp['model']['arch']}: pass the weights file")
+        load_torchvision_weights(net, exp["model"]["arch"], weights)
     optim = exp["optim"]
-    train_batches = _static_batches(*train, optim["batch_size"], exp.get("augment"), shuffle=True)
-    test_batches = _static_batches(*test, 256, None, shuffle=False)
+    train_batches = train.training_batches(exp, True, optim["batch_size"])
+    test_batches = test.training_batches(exp, False, 256 if isinstance(test, ArraySplit) else optim["batch_size"])
     tspec = TrainSpec.from_config(optim, seed, paper="calib", model=exp["model"], dataset=exp["dataset"],
                                   augment=exp.get("augment", {}), limit=exp.get("limit", {}))
     history = fit(TimeMajorANN(net), train_batches, test_batches,
@@ -794,24 +889,43 @@ def load_split(exp: dict[str, Any], path: str | Path, split: str) -> tuple[np.nd
     return load_images(path, exp["dataset"], exp.get("limit", {}).get(split), exp.get("percentile", 99.0))
 
 
+def as_split(data: tuple[np.ndarray, np.ndarray] | Split) -> Split:
+    return ArraySplit(*data) if isinstance(data, tuple) else data
+
+
+def open_split(exp: dict[str, Any], path: str | Path, split: str) -> Split:
+    """One split of the experiment: in memory, or for ImageNet streamed from the prepared folders.
+
+    ``path`` is the data rule's cache, or for ImageNet the manifest of ``data_imagenet``
+    (``split`` ``test`` is ImageNet's validation set).
+    """
+    if exp["dataset"] == "imagenet":
+        loader = exp.get("loader", {})
+        return ImageNetSplit(path, split, loader.get("image_size", 224), exp.get("limit", {}).get(split),
+                             loader.get("workers", 0))
+    return ArraySplit(*load_split(exp, path, split))
+
+
 def run_training(exp: dict[str, Any], train_path: str, test_path: str, checkpoint_dir: str, device_pref: str,
-                 threads: int, out_model: str, out_history: str) -> None:
-    """The ``calib_train`` rule: train the ANN, check BN folding, write weights and history."""
+                 threads: int, out_model: str, out_history: str, weights: str | None = None) -> None:
+    """The ``calib_train`` rule: train (or fine-tune) the ANN, check BN folding, write weights and history."""
     from reprolab.core.io import atomic_path, write_json
     from reprolab.core.runtime import choose_device, set_threads
 
     set_threads(threads)
     device = choose_device(device_pref)
-    train, test = load_split(exp, train_path, "train"), load_split(exp, test_path, "test")
-    net, spec, history = train_ann(exp, train, test, checkpoint_dir, device)
-    x, y = torch.from_numpy(test[0]), torch.from_numpy(test[1])
-    acc, acc_folded = accuracy(net, x, y), accuracy(fold_batch_norm(net), x, y)
+    train, test = open_split(exp, train_path, "train"), open_split(exp, test_path, "test")
+    net, spec, history = train_ann(exp, train, test, checkpoint_dir, device, weights=weights)
+    acc = float(correct_on(net.to(device), test, 256, device).float().mean())
+    acc_folded = float(correct_on(fold_batch_norm(net), test, 256, device).float().mean())
+    net = net.cpu()
     log.info("ANN test accuracy %.4f, after folding BN %.4f", acc, acc_folded)
     with atomic_path(out_model) as tmp:
         torch.save({"state_dict": net.state_dict(), "spec": spec, "experiment": exp}, tmp)
     write_json(out_history, {"dataset": exp["dataset"], "device": device, "train_seed": exp["train_seed"],
-                             "test_accuracy": acc, "folded_test_accuracy": acc_folded, "n_test": len(test[1]),
-                             "n_train": len(train[1]), "epochs": history})
+                             "test_accuracy": acc, "folded_test_accuracy": acc_folded, "n_test": len(test),
+                             "n_train": len(train), "pretrained": exp["model"].get("pretrained", "none"),
+                             "epochs": history})
 
 
 def load_ann(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
@@ -836,20 +950,19 @@ class CalibData:
     weight: torch.Tensor
 
 
-def draw_calibration_data(images: np.ndarray, seed: int, batch_size: int, threshold_batches: int,
+def draw_calibration_data(images: np.ndarray | Split, seed: int, batch_size: int, threshold_batches: int,
                           weight_samples: int, augment: dict[str, Any] | None = None) -> CalibData:
-    """Draw the calibration images of one seed from the training set (card Sec. 2.4-2.5)."""
-    from reprolab.snn.data import Augment
+    """Draw the calibration images of one seed from the training set (card Sec. 2.4-2.5).
 
+    ``images``: training images ``[N, C, H, W]`` or a split; ``augment``: the experiment's
+    training augmentation (None: un-augmented, the default of ``calibration.augment``).
+    """
+    split = ArraySplit(images, np.zeros(len(images), np.int64)) if isinstance(images, np.ndarray) else images
     gen = torch.Generator().manual_seed(int(seed))
-    n = len(images)
-    aug = Augment(**augment) if augment else None
+    n = len(split)
 
     def take(idx: torch.Tensor) -> torch.Tensor:
-        x = torch.from_numpy(images[np.sort(idx.numpy())])
-        if aug is not None:
-            x = aug(x.unsqueeze(1), gen)[:, 0]
-        return x
+        return split.take(np.sort(idx.numpy()), augment, gen)
 
     perm = torch.randperm(n, generator=gen)
     batches = [take(perm[lo:lo + batch_size]) for lo in range(0, min(n, threshold_batches * batch_size), batch_size)]
@@ -874,20 +987,6 @@ def _apply_step(snn: ConvertedSNN, folded: nn.Module, step: str, data: CalibData
     raise ConfigError(f"papers.calib.pipelines: unknown step {step!r}; use one of {CALIBRATION_STEPS}")
 
 
-def check_settings(settings: dict[str, Any]) -> None:
-    """Pipelines start with one threshold step, then calibration steps; ``focus_T`` is evaluated."""
-    if settings["focus_T"] not in settings["eval_T"]:
-        raise ConfigError(f"papers.calib.focus_T = {settings['focus_T']} is not in papers.calib.eval_T "
-                          f"{settings['eval_T']}; add it there or change focus_T")
-    for name, steps in settings["pipelines"].items():
-        if not steps or steps[0] not in THRESHOLD_STEPS:
-            raise ConfigError(f"papers.calib.pipelines.{name} must start with threshold_max or threshold_mse")
-        bad = [s for s in steps[1:] if s not in CALIBRATION_STEPS]
-        if bad:
-            raise ConfigError(f"papers.calib.pipelines.{name}: {bad} after the threshold step; "
-                              f"use {', '.join(CALIBRATION_STEPS)}")
-
-
 def _threshold_values(values: list[torch.Tensor]) -> list[float | list[float]]:
     return [float(v) if v.dim() == 0 else v.tolist() for v in values]
 
@@ -901,8 +1000,8 @@ def _delta_state(snn: ConvertedSNN, folded: nn.Module) -> dict[str, Any]:
 
 
 def calibrate_and_evaluate(folded: nn.Module, settings: dict[str, Any], T: int, thresholds: ThresholdSet,
-                           data: CalibData, probe: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
-                           seed: int, with_mismatch: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+                           data: CalibData, probe: torch.Tensor, test: Split, seed: int,
+                           with_mismatch: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run every pipeline of ``settings['pipelines']`` at one ``T``; shared prefixes run once.
 
     The per-layer mismatch after every step is measured on ``probe`` when ``with_mismatch``
@@ -934,7 +1033,7 @@ def calibrate_and_evaluate(folded: nn.Module, settings: dict[str, Any], T: int, 
                 cache[key] = (snn, seconds + time.perf_counter() - t0)
             snn, seconds = cache[key]
             stages.append({"step": step, "mismatch": layer_mismatch(snn, folded, probe) if with_mismatch else None})
-        correct = correct_predictions(snn, x_test, y_test, settings["eval_batch_size"])
+        correct = correct_on(snn, test, settings["eval_batch_size"], probe.device)
         out["accuracy"][name] = float(correct.float().mean())
         out["correct"][name] = bits(correct)
         out["stages"][name], out["seconds"][name], out["logs"][name] = stages, seconds, logs
@@ -964,16 +1063,14 @@ def run_conversion(exp: dict[str, Any], settings: dict[str, Any], seed: int, ann
     device = choose_device(device_pref)
     check_settings(settings)
     seed_everything(seed)
-    x_tr, _ = load_split(exp, train_path, "train")
-    x_te, y_te = load_split(exp, test_path, "test")
+    train, test = open_split(exp, train_path, "train"), open_split(exp, test_path, "test")
     net, _ = load_ann(ann_path)
     folded = fold_batch_norm(net).to(device)
-    x_test, y_test = torch.from_numpy(x_te).to(device), torch.from_numpy(y_te).to(device)
     ccfg, tcfg, conv = settings["calibration"], settings["thresholds"], settings["conversion"]
-    data = draw_calibration_data(x_tr, seed, ccfg["batch_size"], tcfg["batches"], ccfg["weight"]["samples"],
+    data = draw_calibration_data(train, seed, ccfg["batch_size"], tcfg["batches"], ccfg["weight"]["samples"],
                                  exp.get("augment") if ccfg["augment"] else None)
     data = CalibData([b.to(device) for b in data.threshold], data.bias.to(device), data.weight.to(device))
-    probe = x_test[: settings["probe_size"]]
+    probe = next(test.batches(settings["probe_size"], device))[0]
     Ts = [int(T) for T in settings["eval_T"]]
     units = convertible_units(folded, conv["pool"] == "spiking")
     names = {id(m): n for n, m in folded.named_modules()}
@@ -982,11 +1079,11 @@ def run_conversion(exp: dict[str, Any], settings: dict[str, Any], seed: int, ann
                                  tcfg["momentum"], tcfg["candidates"], tcfg["step"])
     scan_seconds = time.perf_counter() - t0
     probe_acts = ann_outputs(folded, units, probe)
-    ann_correct = correct_predictions(net.to(device), x_test, y_test, settings["eval_batch_size"])
+    ann_correct = correct_on(net.to(device), test, settings["eval_batch_size"], device)
     result: dict[str, Any] = {
-        "seed": seed, "dataset": exp["dataset"], "device": device, "n_test": len(y_te),
+        "seed": seed, "dataset": exp["dataset"], "device": device, "n_test": len(test),
         "ann_accuracy": float(ann_correct.float().mean()), "ann_correct": bits(ann_correct),
-        "folded_accuracy": accuracy(folded, x_test, y_test),
+        "folded_accuracy": float(correct_on(folded, test, settings["eval_batch_size"], device).float().mean()),
         "layers": [names[id(u)] for u in units], "pooling": [bool(u.pooling) for u in units],
         "thresholds": {"max": _threshold_values(thresholds.max),
                        "mse": {str(T): _threshold_values(v) for T, v in thresholds.mse.items()}},
@@ -996,7 +1093,7 @@ def run_conversion(exp: dict[str, Any], settings: dict[str, Any], seed: int, ann
     }
     all_states: dict[str, Any] = {}
     for T in Ts:
-        res, states = calibrate_and_evaluate(folded, settings, T, thresholds, data, probe, x_test, y_test, seed,
+        res, states = calibrate_and_evaluate(folded, settings, T, thresholds, data, probe, test, seed,
                                              with_mismatch=T == settings["focus_T"])
         res["local_error"] = {
             step: dict(zip(("clip", "floor"), map(list, zip(*[

@@ -61,6 +61,12 @@ STEP_NAMES = {"threshold_max": "max threshold", "threshold_mse": "MSE threshold"
               "potential": "+ potential", "weight": "+ weight"}
 
 
+def pipeline_label(name: str, steps: list[str]) -> str:
+    """``light (MSE threshold + bias)``: the pipeline's name and its steps (experiments may differ, e.g. ImageNet)."""
+    parts = [STEP_NAMES.get(st, st).removeprefix("+ ") for st in steps]
+    return f"{name} ({' + '.join(parts)})"
+
+
 def _experiment_of(path: str | Path) -> str:
     return Path(path).parts[-3]
 
@@ -197,7 +203,8 @@ def claims_from(evals: dict[str, list[dict[str, Any]]], histories: dict[str, dic
             diff, diff_se = paired_difference(_bits_of(runs, focus_T, "advanced"), _bits_of(runs, focus_T, "light"))
             bar = "met" if diff >= -2 * diff_se else "not met"
             claims.append(Claim(
-                id="C2b", statement=f"Advanced calibration (MSE threshold + potential) is better than light calibration ({exp}).",
+                id="C2b", statement=(f"Advanced calibration, {pipeline_label('advanced', runs[0]['pipelines']['advanced'])}, "
+                                     f"is better than light calibration ({exp})."),
                 paper_value=PAPER_ADVANCED, paper_label=CARD_LABEL,
                 measured=(f"advanced {_pct(*acc['advanced'], n)} vs light {_pct(*acc['light'], n)}: "
                           f"{100 * diff:+.1f} +- {100 * diff_se:.1f} points ({where}); "
@@ -249,7 +256,7 @@ def _accuracy_vs_T(evals: dict, exps: list[str], path: str) -> None:
             acc = np.array([[r["by_T"][str(T)]["accuracy"][name] for T in Ts] for r in runs]) * 100
             mean, std = acc.mean(0), acc.std(0, ddof=1) if len(runs) > 1 else np.zeros(len(Ts))
             ax.errorbar(Ts, mean, yerr=std, marker="o", ms=3, capsize=2, color=_colour(name),
-                        label=PIPELINE_NAMES.get(name, name))
+                        label=pipeline_label(name, runs[0]["pipelines"][name]))
         ax.axhline(100 * runs[0]["ann_accuracy"], color="black", ls="--", lw=0.8, label="ANN")
         ax.set_xscale("log", base=2)
         ax.set_xticks(Ts, [str(T) for T in Ts])
@@ -331,17 +338,18 @@ def _thresholds(evals: dict, exps: list[str], focus_T: int, path: str) -> None:
 def accuracy_table(evals: dict[str, list[dict[str, Any]]]) -> Table:
     """T1 of the card: accuracy by experiment x T x pipeline, mean +- std over seeds."""
     rows = []
-    names: list[str] = []
+    columns: list[tuple[str, tuple[str, ...]]] = []  # (name, steps): same name with other steps = other column
     for runs in evals.values():
-        names += [p for p in _pipelines(runs) if p not in names]
+        columns += [(p, tuple(st)) for p, st in runs[0]["pipelines"].items() if (p, tuple(st)) not in columns]
     for exp, runs in sorted(evals.items()):
         s = summarise(runs)
+        own = {(p, tuple(st)) for p, st in runs[0]["pipelines"].items()}
         for T, accs in s["by_T"].items():
             rows.append([exp, f"{100 * s['ann']:.1f} %", T, s["n_seeds"]]
-                        + [_pct(*accs[p], s["n_seeds"]) if p in accs else "-" for p in names])
+                        + [_pct(*accs[p], s["n_seeds"]) if (p, st) in own else "-" for p, st in columns])
     return Table(
         title="Converted SNN accuracy (T1): mean +- std over calibration seeds",
-        columns=["experiment", "ANN", "T", "seeds"] + [PIPELINE_NAMES.get(p, p) for p in names],
+        columns=["experiment", "ANN", "T", "seeds"] + [pipeline_label(p, list(st)) for p, st in columns],
         rows=rows,
         note="One trained ANN per experiment; each seed draws its own calibration images (as the official 5 runs).",
     )
@@ -423,7 +431,7 @@ def write_report(eval_paths: list[str], history_paths: list[str], figure_paths: 
         data_notes.append(
             f"{exp_name}: dataset {exp['dataset']} ({hist.get('n_train', '?')} training / {hist.get('n_test', '?')} "
             f"test images), ANN {exp['model']} trained with {exp['optim']}, augmentation {exp.get('augment', {})}, "
-            f"train seed {exp['train_seed']}; ANN test accuracy {100 * hist.get('test_accuracy', float('nan')):.1f} %, "
+            f"train seed {exp['train_seed']}, initial weights {hist.get('pretrained', 'none')}; ANN test accuracy {100 * hist.get('test_accuracy', float('nan')):.1f} %, "
             f"after folding BN {100 * hist.get('folded_test_accuracy', float('nan')):.1f} %."
         )
     data_notes.append(
@@ -442,11 +450,13 @@ def write_report(eval_paths: list[str], history_paths: list[str], figure_paths: 
             "narrow VGG-style Conv-BN-ReLU net, not VGG-16."
         )
     not_reproduced = [
-        ("CIFAR-10/100 with VGG-16 and ResNet-20 (the card's table) are configured under scale: paper "
-         "(config/papers/calib.yaml) and run with the same rules on a GPU; they are not run offline at demo scale."
-         if scale != "paper" else "ImageNet and MS COCO experiments are not configured."),
-        ("ImageNet (ResNet-34, VGG-16, MobileNet, RegNet) and COCO detection: not configured (credential-gated data, "
-         "protocols not in the card)."),
+        ("CIFAR-10/100 with VGG-16 and ResNet-20 (the card's table) and ImageNet with ResNet-34 and VGG-16 (BN) are "
+         "configured under scale: paper (config/papers/calib.yaml) and run with the same rules on a GPU; they are not "
+         "run offline at demo scale." if scale != "paper" else "MS COCO detection is not configured."),
+        ("ImageNet: the official code starts from the authors' own checkpoints (Google Drive; deep-stem ResNet-34, "
+         "training recipe unpublished). Here torchvision's resnet34 / vgg16_bn ImageNet weights are fine-tuned after "
+         "max pooling becomes average pooling, with torchvision's 7x7 stem, so ANN accuracies differ from the paper's. "
+         "MobileNet, RegNet (ImageNet tables) and COCO detection are not configured (protocols not in the card)."),
         ("ANN training at paper scale uses random crop + flip only; AutoAugment (CIFAR10Policy) and Cutout of the "
          "official recipe are not implemented, so the paper-scale ANN accuracy may be lower than the card's."),
         ("Beyond the paper: the calibrated SNNs are not run through the event-driven simulator of the MTT DAG. "
