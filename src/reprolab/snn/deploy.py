@@ -101,9 +101,10 @@ class DeployedLayer:
     Attributes
     ----------
     kind
-        ``conv`` or ``linear``.
+        ``conv``, ``depthwise`` (one input channel per output channel, e.g. average pooling as a
+        spiking layer) or ``linear``.
     weight
-        ``[C_out, C_in, k, k]`` or ``[out, in]`` (float64, BN folded in).
+        ``[C_out, C_in, k, k]``, ``[C, 1, k, k]`` or ``[out, in]`` (float64, BN folded in).
     pool
         Average pooling (kernel = stride = ``pool``) applied to the incoming spikes.
     stride, padding
@@ -114,6 +115,15 @@ class DeployedLayer:
         ``(C, H, W)`` or ``(F,)`` of this layer's neurons.
     stage
         Stage index (a TimeTrans precedes the first layer of every stage).
+    tick_current
+        Optional charge added to every neuron at each clock tick (:func:`reprolab.snn.eventsim.simulate_ticks`):
+        per output channel ``[C_out]`` or per neuron ``[out]`` (a bias as a synapse from a clock
+        source). ``None`` for the bias-free networks of the MTT pipeline.
+    v_init
+        Optional membrane potential at the start of each sample, shape ``out_shape``.
+    threshold
+        This layer's threshold; ``None`` uses the network's. ``inf`` = a readout that never
+        fires and only accumulates (read out by potential).
     """
 
     kind: str
@@ -124,6 +134,9 @@ class DeployedLayer:
     in_shape: tuple[int, ...]
     out_shape: tuple[int, ...]
     stage: int
+    tick_current: torch.Tensor | None = None
+    v_init: torch.Tensor | None = None
+    threshold: float | None = None
 
     @property
     def pooled_shape(self) -> tuple[int, ...]:
@@ -137,8 +150,9 @@ class DeployedLayer:
         x = spikes
         if self.pool > 1:
             x = F.avg_pool2d(x, self.pool)
-        if self.kind == "conv":
-            return F.conv2d(x, self.weight.to(x.dtype), stride=self.stride, padding=self.padding)
+        if self.kind in ("conv", "depthwise"):
+            groups = x.shape[1] if self.kind == "depthwise" else 1
+            return F.conv2d(x, self.weight.to(x.dtype), stride=self.stride, padding=self.padding, groups=groups)
         return F.linear(x.flatten(1), self.weight.to(x.dtype))
 
     def fanout(self) -> np.ndarray:
@@ -162,7 +176,8 @@ class DeployedLayer:
 
         ny, nx = valid(hp, h_out), valid(wp, w_out)
         out = np.zeros(self.in_shape, dtype=np.int64)
-        out[:, : len(ny), : len(nx)] = c_out * ny[:, None] * nx[None, :]
+        targets_per_position = 1 if self.kind == "depthwise" else c_out
+        out[:, : len(ny), : len(nx)] = targets_per_position * ny[:, None] * nx[None, :]
         return out
 
     def dense_macs(self) -> int:
@@ -176,6 +191,10 @@ class DeployedNet:
 
     The last layer holds the output neurons: the class is the one with most output spikes,
     ties broken by the output membrane potential.
+
+    ``max_spikes``: ``None`` lets a neuron emit ``floor(v / threshold)`` spikes at once (sinabs
+    ``IAF``, the MTT pipeline); ``1`` allows one spike per neuron and wave (per clock tick in
+    :func:`reprolab.snn.eventsim.simulate_ticks`), the IF neuron of converted networks.
     """
 
     layers: list[DeployedLayer]
@@ -184,6 +203,7 @@ class DeployedNet:
     min_v: float | None = -1.0
     input_trans: str = "sum"
     meta: dict[str, Any] = field(default_factory=dict)
+    max_spikes: int | None = None
 
     @property
     def num_stages(self) -> int:
@@ -233,6 +253,7 @@ class DeployedNet:
         state = {
             "layers": [dict(vars(layer)) for layer in self.layers], "input_shape": list(self.input_shape),
             "threshold": self.threshold, "min_v": self.min_v, "input_trans": self.input_trans, "meta": self.meta,
+            "max_spikes": self.max_spikes,
         }
         for layer in state["layers"]:
             layer["in_shape"], layer["out_shape"] = list(layer["in_shape"]), list(layer["out_shape"])
@@ -245,7 +266,7 @@ class DeployedNet:
         layers = [DeployedLayer(**dict(d, in_shape=tuple(d["in_shape"]), out_shape=tuple(d["out_shape"])))
                   for d in state["layers"]]
         return cls(layers, tuple(state["input_shape"]), state["threshold"], state["min_v"], state["input_trans"],
-                   state["meta"])
+                   state["meta"], state.get("max_spikes"))
 
 
 def predict(counts: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -19,6 +19,21 @@ other spike reaches the pooled position with weight ``1 / P**2``. A source emitt
 spikes at once costs ``n x fan-out`` synaptic operations (the energy proxy).
 
 The class is the output neuron with most spikes; ties are broken by the output potential.
+
+Extensions for converted (calibrated) networks, all off for a plain :class:`DeployedNet`:
+
+- per-layer thresholds (``DeployedLayer.threshold``; ``inf`` makes a non-spiking readout
+  that only accumulates its input, read out by potential);
+- at most ``DeployedNet.max_spikes`` spikes per neuron and wave instead of ``floor(v / theta)``
+  (1 = the IF neuron of ANN-to-SNN conversion, which fires once per time step);
+- depthwise convolutions (average pooling as a spiking layer);
+- :func:`simulate_ticks`, the *constant current* input mode: a static image enters as the
+  first layer's current ``W_1 x (+ its tick current)``, delivered at each of ``T`` clock
+  ticks; every other layer's ``tick_current`` (bias and threshold shift) is a synapse from
+  an always-on clock source that fires once per tick; potentials start at ``v_init``.
+  Each tick is one wave: the tick currents of a layer arrive with the spikes the tick
+  caused in the layer before, so with ``max_spikes = 1`` the run is exactly a
+  time-stepped simulation with one step per tick.
 """
 
 from __future__ import annotations
@@ -28,6 +43,7 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
+import torch
 
 from reprolab.core.errors import ConfigError
 from reprolab.data.events import EventSet
@@ -36,7 +52,7 @@ from reprolab.snn.deploy import DeployedNet, predict
 # Columns of the per-layer parameter table handed to the kernel.
 KIND, CS, HS, WS, POOL, HP, WP, CO, HO, WO, K, STRIDE, PAD, W_OFF, POP_OFF, MARK_OFF, SRC_OFF = range(17)
 N_PARAMS = 17
-CONV, LINEAR = 0, 1
+CONV, LINEAR, DEPTHWISE = 0, 1, 2
 
 
 @dataclass
@@ -52,6 +68,21 @@ class CompiledNet:
     threshold: float
     min_v: float
     input_shape: tuple[int, int, int]
+    thresholds: np.ndarray = None  # float64 [L]: each layer's threshold (``inf``: a readout that never fires)
+    max_spikes: int = 0            # spikes per neuron and wave at most (0: floor(v / theta), no limit)
+    tick_current: np.ndarray = None  # float64 [n_neurons]: charge added at every clock tick (simulate_ticks)
+    v_init: np.ndarray = None        # float64 [n_neurons]: potentials at the start of each sample
+
+
+def _neuron_vector(layer, value) -> np.ndarray:
+    """A per-channel (conv) or per-neuron value of a layer as a channel-last vector of its neurons."""
+    if len(layer.out_shape) == 1:
+        return np.broadcast_to(np.asarray(value, dtype=np.float64), layer.out_shape).ravel()
+    co, ho, wo = layer.out_shape
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.ndim <= 1:  # per channel (or one value)
+        return np.broadcast_to(arr, (ho, wo, co)).ravel()
+    return arr.reshape(co, ho, wo).transpose(1, 2, 0).ravel()
 
 
 def compile_net(net: DeployedNet) -> CompiledNet:
@@ -68,6 +99,11 @@ def compile_net(net: DeployedNet) -> CompiledNet:
             k = layer.weight.shape[-1]
             w = layer.weight.double().numpy().transpose(1, 2, 3, 0)  # [C_in, k, k, C_out]
             kind = CONV
+        elif layer.kind == "depthwise":
+            co, ho, wo = layer.out_shape
+            k = layer.weight.shape[-1]
+            w = layer.weight.double().numpy()[:, 0]  # [C, k, k]
+            kind = DEPTHWISE
         else:
             co, ho, wo, k = layer.out_shape[0], 1, 1, 1
             w = layer.weight.double().numpy().T  # [in, out], `in` in torch's flatten (C, H, W) order
@@ -81,9 +117,16 @@ def compile_net(net: DeployedNet) -> CompiledNet:
         pop_off += co * ho * wo
         mark_off += ho * wo
     min_v = -np.inf if net.min_v is None else float(net.min_v)
+    thresholds = np.array([net.threshold if layer.threshold is None else layer.threshold for layer in net.layers],
+                          dtype=np.float64)
+    tick = np.concatenate([_neuron_vector(layer, 0.0 if layer.tick_current is None else layer.tick_current.double())
+                           for layer in net.layers])
+    v_init = np.concatenate([_neuron_vector(layer, 0.0 if layer.v_init is None else layer.v_init.double())
+                             for layer in net.layers])
     return CompiledNet(np.asarray(rows, dtype=np.int64), np.concatenate(chunks), np.asarray(pops, dtype=np.int64),
                        int(pop_off), int(mark_off), int(max(max(pops), np.prod(net.input_shape))), float(net.threshold),
-                       min_v, tuple(net.input_shape))
+                       min_v, tuple(net.input_shape), thresholds, int(net.max_spikes or 0),
+                       np.ascontiguousarray(tick), np.ascontiguousarray(v_init))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -114,6 +157,7 @@ def _deliver(prm, weights, v, marks, stamp, touched, n_touched, src_idx, count):
             n_touched += 1
         return n_touched, count * co
     k, stride, pad = prm[K], prm[STRIDE], prm[PAD]
+    depthwise = prm[KIND] == DEPTHWISE
     for ky in range(k):
         ny = yp + pad - ky
         if ny < 0 or ny % stride != 0:
@@ -128,12 +172,16 @@ def _deliver(prm, weights, v, marks, stamp, touched, n_touched, src_idx, count):
             xo = nx // stride
             if xo >= wo:
                 continue
-            wbase = w_off + ((c * k + ky) * k + kx) * co
             tpos = yo * wo + xo
             tbase = pop_off + tpos * co
-            for o in range(co):
-                v[tbase + o] += amount * weights[wbase + o]
-            ops += count * co
+            if depthwise:  # one target channel: the source's own
+                v[tbase + c] += amount * weights[w_off + (c * k + ky) * k + kx]
+                ops += count
+            else:
+                wbase = w_off + ((c * k + ky) * k + kx) * co
+                for o in range(co):
+                    v[tbase + o] += amount * weights[wbase + o]
+                ops += count * co
             if marks[mark_off + tpos] != stamp:
                 marks[mark_off + tpos] = stamp
                 touched[n_touched] = tpos
@@ -142,8 +190,12 @@ def _deliver(prm, weights, v, marks, stamp, touched, n_touched, src_idx, count):
 
 
 @numba.njit(cache=True, nogil=True)
-def _fire(prm, v, counts, clipped, touched, n_touched, out_idx, out_cnt, threshold, min_v):
-    """Threshold the touched neurons of a layer; returns how many sources spike."""
+def _fire(prm, v, counts, clipped, touched, n_touched, out_idx, out_cnt, threshold, min_v, max_spikes):
+    """Threshold the touched neurons of a layer; returns how many sources spike.
+
+    A neuron at ``v >= threshold`` emits ``floor(v / threshold)`` spikes, at most ``max_spikes``
+    when that is positive, and loses ``threshold`` per spike.
+    """
     co, pop_off = prm[CO], prm[POP_OFF]
     n_out = 0
     for i in range(n_touched):
@@ -153,6 +205,8 @@ def _fire(prm, v, counts, clipped, touched, n_touched, out_idx, out_cnt, thresho
             vv = v[idx]
             if vv >= threshold:
                 n = np.floor(vv / threshold)
+                if max_spikes > 0 and n > max_spikes:
+                    n = float(max_spikes)
                 vv -= n * threshold
                 counts[idx] += np.int64(n)
                 out_idx[n_out] = base + o
@@ -166,7 +220,7 @@ def _fire(prm, v, counts, clipped, touched, n_touched, out_idx, out_cnt, thresho
 
 
 @numba.njit(cache=True, nogil=True)
-def _simulate(params, weights, n_neurons, n_marks, max_pop, threshold, min_v, in_c, in_w,
+def _simulate(params, weights, n_neurons, n_marks, max_pop, thresholds, max_spikes, min_v, in_c, in_w,
               ex, ey, ep, et, offsets, lo, hi, v, counts, clipped,
               out_counts, out_v, layer_spikes, synops, events_done, waves):
     n_layers = params.shape[0]
@@ -215,7 +269,8 @@ def _simulate(params, weights, n_neurons, n_marks, max_pop, threshold, min_v, in
                 for i in range(n_src):
                     n_touched, ops = _deliver(prm, weights, v, marks, stamp, touched, n_touched, src_idx[i], src_cnt[i])
                     synops[s - lo, layer] += ops
-                n_src = _fire(prm, v, counts, clipped, touched, n_touched, nxt_idx, nxt_cnt, threshold, min_v)
+                n_src = _fire(prm, v, counts, clipped, touched, n_touched, nxt_idx, nxt_cnt, thresholds[layer], min_v,
+                              max_spikes)
                 for i in range(n_src):
                     src_idx[i] = nxt_idx[i]
                     src_cnt[i] = nxt_cnt[i]
@@ -242,6 +297,7 @@ class SimResult:
     waves: np.ndarray           # [N] distinct timestamps
     seconds: float              # wall time of the simulation (compiled kernel only)
     state: dict[str, np.ndarray] | None = None  # per-neuron state of the last sample (``keep_state``)
+    clock_ops: np.ndarray | None = None  # [N, L] tick-current additions per layer (:func:`simulate_ticks` only)
 
     @property
     def synops_per_second(self) -> float:
@@ -298,7 +354,8 @@ def simulate(net: DeployedNet | CompiledNet, events: EventSet, keep_state: bool 
     waves = np.zeros(n, dtype=np.int64)
     c, _, w = cnet.input_shape
     start = time.perf_counter()
-    _simulate(cnet.params, cnet.weights, cnet.n_neurons, cnet.n_marks, cnet.max_pop, cnet.threshold, cnet.min_v,
+    _simulate(cnet.params, cnet.weights, cnet.n_neurons, cnet.n_marks, cnet.max_pop, cnet.thresholds,
+              cnet.max_spikes, cnet.min_v,
               c, w, events.x, events.y, events.p, t, np.asarray(events.offsets, dtype=np.int64), 0, n, v, counts,
               clipped, out_counts, out_v, layer_spikes, synops, events_done, waves)
     seconds = time.perf_counter() - start
@@ -309,13 +366,137 @@ def simulate(net: DeployedNet | CompiledNet, events: EventSet, keep_state: bool 
     return SimResult(prediction, tied, out_counts, out_v, layer_spikes, synops, events_done, waves, seconds, state)
 
 
+@numba.njit(cache=True, nogil=True)
+def _simulate_ticks(params, weights, thresholds, max_spikes, n_marks, max_pop, first_current, tick_current, v_init,
+                    T, lo, hi, v, counts, out_counts, out_v, layer_spikes, synops, clock_ops):
+    """``T`` clock ticks per sample; each tick is one wave crossing the network layer by layer."""
+    n_layers = params.shape[0]
+    marks = np.zeros(n_marks, dtype=np.int64)
+    touched = np.zeros(max_pop, dtype=np.int64)
+    src_idx = np.zeros(max_pop, dtype=np.int64)
+    src_cnt = np.zeros(max_pop, dtype=np.int64)
+    nxt_idx = np.zeros(max_pop, dtype=np.int64)
+    nxt_cnt = np.zeros(max_pop, dtype=np.int64)
+    clipped = np.zeros(v.shape[0])  # no lower clipping (min_v = -inf): stays 0
+    stamp = 0
+    out = params[n_layers - 1]
+    for s in range(lo, hi):
+        v[:] = v_init
+        counts[:] = 0
+        for _ in range(T):
+            n_src = 0
+            for layer in range(n_layers):
+                prm = params[layer]
+                stamp += 1
+                pop_off, n_pos = prm[POP_OFF], prm[HO] * prm[WO]
+                size = prm[CO] * n_pos
+                # the clock source: every neuron of the layer receives its tick current (layer 0: W x + b)
+                if layer == 0:
+                    for i in range(size):
+                        v[pop_off + i] += first_current[s - lo, i]
+                else:
+                    for i in range(size):
+                        v[pop_off + i] += tick_current[pop_off + i]
+                clock_ops[s - lo, layer] += size
+                mark_off = prm[MARK_OFF]
+                for p in range(n_pos):
+                    marks[mark_off + p] = stamp
+                    touched[p] = p
+                n_touched = n_pos
+                for i in range(n_src):  # the spikes this tick caused in the layer before
+                    n_touched, ops = _deliver(prm, weights, v, marks, stamp, touched, n_touched, src_idx[i], src_cnt[i])
+                    synops[s - lo, layer] += ops
+                n_src = _fire(prm, v, counts, clipped, touched, n_touched, nxt_idx, nxt_cnt, thresholds[layer], -np.inf,
+                              max_spikes)
+                for i in range(n_src):
+                    src_idx[i] = nxt_idx[i]
+                    src_cnt[i] = nxt_cnt[i]
+                    layer_spikes[s - lo, layer] += nxt_cnt[i]
+        k = out[CO]
+        for o in range(k):
+            out_counts[s - lo, o] = counts[out[POP_OFF] + o]
+            out_v[s - lo, o] = v[out[POP_OFF] + o]
+
+
+def first_layer_current(net: DeployedNet, images: np.ndarray) -> np.ndarray:
+    """Per-tick current of the first layer for static images ``[N, *input_shape]``, channel-last ``[N, neurons]``.
+
+    ``W_1 x`` (after the layer's pooling) plus the layer's ``tick_current`` (bias and shift),
+    in float64: the constant current an analog image injects at every tick.
+    """
+    layer = net.layers[0]
+    with torch.no_grad():
+        cur = layer.current(torch.from_numpy(np.asarray(images, dtype=np.float64)))
+        if layer.tick_current is not None:
+            tick = layer.tick_current.double()
+            cur = cur + (tick.view(1, -1, 1, 1) if cur.dim() == 4 and tick.dim() == 1 else tick)
+    if cur.dim() == 4:
+        cur = cur.permute(0, 2, 3, 1)
+    return np.ascontiguousarray(cur.reshape(len(cur), -1).numpy())
+
+
+def simulate_ticks(net: DeployedNet, images: np.ndarray, T: int, keep_state: bool = False,
+                   cnet: CompiledNet | None = None) -> SimResult:
+    """Run static images through ``net`` for ``T`` clock ticks, event by event between ticks.
+
+    The image is a constant current into the first layer at every tick
+    (:func:`first_layer_current`); every other layer's ``tick_current`` arrives with the
+    tick; potentials start at each layer's ``v_init``; spikes propagate with zero delay as in
+    :func:`simulate`, one wave per tick. The readout (threshold ``inf``) accumulates; classes
+    are predicted by output spikes, then potential.
+
+    Parameters
+    ----------
+    net
+        The deployed network; the first layer's weights act on the analog image.
+    images
+        ``[N, C, H, W]`` matching ``net.input_shape``.
+    T
+        Clock ticks (the time steps of the time-stepped network).
+    keep_state
+        Also return the per-neuron counts and potentials after the last image (for tests).
+    cnet
+        ``compile_net(net)``, if already compiled.
+
+    Returns
+    -------
+    SimResult
+        ``events`` and ``waves`` hold ``T`` per image; ``clock_ops`` the tick-current additions.
+    """
+    if T < 1:
+        raise ConfigError(f"simulate_ticks: T must be >= 1, got {T}")
+    images = np.asarray(images)
+    if tuple(images.shape[1:]) != tuple(net.input_shape):
+        raise ConfigError(f"images of shape {images.shape[1:]} do not match the network input {tuple(net.input_shape)}")
+    cnet = cnet or compile_net(net)
+    n, n_layers, k = len(images), len(cnet.params), int(cnet.params[-1, CO])
+    current = first_layer_current(net, images)
+    v = np.zeros(cnet.n_neurons)
+    counts = np.zeros(cnet.n_neurons, dtype=np.int64)
+    out_counts = np.zeros((n, k), dtype=np.int64)
+    out_v = np.zeros((n, k))
+    layer_spikes = np.zeros((n, n_layers), dtype=np.int64)
+    synops = np.zeros((n, n_layers), dtype=np.int64)
+    clock_ops = np.zeros((n, n_layers), dtype=np.int64)
+    start = time.perf_counter()
+    _simulate_ticks(cnet.params, cnet.weights, cnet.thresholds, cnet.max_spikes, cnet.n_marks, cnet.max_pop, current,
+                    cnet.tick_current, cnet.v_init, int(T), 0, n, v, counts, out_counts, out_v, layer_spikes, synops,
+                    clock_ops)
+    seconds = time.perf_counter() - start
+    prediction, tied = predict(out_counts, out_v)
+    state = {"v": v, "counts": counts} if keep_state else None
+    ticks = np.full(n, int(T), dtype=np.int64)
+    return SimResult(prediction, tied, out_counts, out_v, layer_spikes, synops, ticks, ticks.copy(), seconds, state,
+                     clock_ops)
+
+
 def layer_state(net: DeployedNet, cnet: CompiledNet, flat: np.ndarray) -> list[np.ndarray]:
     """Split a per-neuron state vector into one array per layer in torch's ``(C, H, W)`` order."""
     out = []
     for layer, prm in zip(net.layers, cnet.params, strict=True):
         size = int(prm[CO] * prm[HO] * prm[WO])
         chunk = flat[prm[POP_OFF]: prm[POP_OFF] + size]
-        if layer.kind == "conv":
+        if len(layer.out_shape) == 3:
             co, ho, wo = layer.out_shape
             chunk = chunk.reshape(ho, wo, co).transpose(2, 0, 1)
         out.append(chunk)
