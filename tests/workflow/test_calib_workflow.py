@@ -111,3 +111,21 @@ def test_calib_focus_T_outside_eval_T_stops_at_parse_time(workflow_dir: Path):
     proc = run_snakemake(workflow_dir, "-n", "--", "results/calib/report.html", check=False, timeout=600)
     assert proc.returncode != 0
     assert "papers.calib.focus_T = 12 is not in papers.calib.eval_T" in proc.stdout + proc.stderr
+
+
+def test_calib_eventsim_runs_every_seed_and_pipeline_and_matches_the_time_stepped_snn(smoke_run: Path):
+    settings = _smoke_settings(smoke_run)
+    html = (smoke_run / "results/calib/report.html").read_text()
+    assert "Event-driven accuracy of the calibrated SNNs" in html
+    for seed in settings["seeds"]:
+        res = json.loads((smoke_run / "results/calib/digits" / f"s{seed}" / "eventsim.json").read_text())
+        ev = json.loads((smoke_run / "results/calib/digits" / f"s{seed}" / "eval.json").read_text())
+        assert res["T"] == settings["focus_T"] and res["n_images"] == settings["eventsim"]["limit"]
+        assert set(res["pipelines"]) == set(settings["eventsim"]["pipelines"])
+        for name, r in res["pipelines"].items():
+            # one spike per tick: the event-driven run is the time-stepped SNN (float64 reference)
+            assert r["prediction_agreement"] == 1.0 and r["event_accuracy"] == r["time_stepped_accuracy"]
+            assert r["identical_neuron_counts"]["identical"] == r["identical_neuron_counts"]["images"] > 0
+            bits = ev["by_T"][str(settings["focus_T"])]["correct"][name][: res["n_images"]]
+            assert r["eval_accuracy_same_images"] == pytest.approx(bits.count("1") / res["n_images"])
+        assert (smoke_run / "benchmarks/calib" / f"eventsim_digits_s{seed}.tsv").exists()

@@ -11,6 +11,7 @@ CALIB_PLAN = CalibPlan(CALIB, DATA)
 CALIB_EXPS = CALIB_PLAN.experiments
 CALIB_EVALS = CALIB_PLAN.evals()
 CALIB_HISTORIES = CALIB_PLAN.histories()
+CALIB_EVENTSIMS = CALIB_PLAN.eventsims()
 
 
 wildcard_constraints:
@@ -65,6 +66,28 @@ rule calib_convert:
         "../scripts/calib/convert.py"
 
 
+# Beyond the paper: each calibrated SNN at focus_T through the event-driven simulator (clock ticks).
+rule calib_eventsim:
+    input:
+        model="results/calib/{calib_exp}/ann.pt",
+        snn="results/calib/{calib_exp}/s{seed}/snn.pt",
+        evaluation="results/calib/{calib_exp}/s{seed}/eval.json",
+        test=lambda wc: CALIB_PLAN.data_file(wc.calib_exp, "test"),
+    output:
+        "results/calib/{calib_exp}/s{seed}/eventsim.json",
+    params:
+        exp=lambda wc: CALIB_EXPS[wc.calib_exp],
+        settings=lambda wc: CALIB_PLAN.by_experiment[wc.calib_exp],
+    log:
+        "logs/calib/eventsim_{calib_exp}_s{seed}.log",
+    benchmark:
+        "benchmarks/calib/eventsim_{calib_exp}_s{seed}.tsv"
+    conda:
+        f"{ENV_DIR}/snn.yaml"
+    script:
+        "../scripts/calib/eventsim.py"
+
+
 rule calib_figures:
     input:
         evals=CALIB_EVALS,
@@ -95,6 +118,7 @@ rule calib_figures:
 rule calib_report:
     input:
         evals=CALIB_EVALS,
+        eventsims=CALIB_EVENTSIMS,
         histories=CALIB_HISTORIES,
         figures=rules.calib_figures.output,
         data=CALIB_PLAN.data_files(),

@@ -186,6 +186,7 @@ def compare_runs(snn: ConvertedSNN, images: np.ndarray, labels: np.ndarray, spik
     ref = as_float64(snn)
     deployed = export_calibrated(ref, tuple(images.shape[1:]), spikes)
     cnet = compile_net(deployed)
+    simulate_ticks(deployed, images[:1], snn.T, cnet=cnet)  # compile / load the kernel outside the timing
     event_pred, step_pred, same_totals, spikes_n, synops, clock, seconds = [], [], [], [], [], [], 0.0
     for lo in range(0, len(images), batch_size):
         x = images[lo:lo + batch_size]
@@ -219,3 +220,45 @@ def compare_runs(snn: ConvertedSNN, images: np.ndarray, labels: np.ndarray, spik
         "seconds": seconds,
         "correct": "".join("1" if c else "0" for c in (ev == labels)),
     }
+
+
+def run_eventsim(exp: dict[str, Any], settings: dict[str, Any], seed: int, ann_path: str, snn_path: str,
+                 eval_path: str, test_path: str, threads: int, out_json: str) -> None:
+    """The ``calib_eventsim`` rule: every configured pipeline of one seed at ``focus_T``, event-driven.
+
+    Rebuilds each calibrated SNN from ``snn.pt`` (the ANN's folded weights plus the changes
+    calibration made), runs :func:`compare_runs` on the first ``eventsim.limit`` test images
+    and records beside it the time-stepped accuracy that ``eval.json`` holds for the same
+    images (float32, the number of the main accuracy table).
+
+    Parameters
+    ----------
+    settings
+        ``papers.calib`` at the configured scale with the experiment's overrides.
+    """
+    from reprolab.core.io import read_json, write_json
+    from reprolab.core.runtime import set_threads
+    from reprolab.snn.calib import fold_batch_norm, load_ann, load_snn_state, open_split
+
+    set_threads(threads)
+    cfg, T = settings["eventsim"], int(settings["focus_T"])
+    split = open_split(exp, test_path, "test")
+    n = min(len(split), cfg.get("limit") or len(split))
+    images, labels = split.images[:n], split.labels[:n]
+    folded = fold_batch_norm(load_ann(ann_path)[0])
+    spiking_pool = settings["conversion"]["pool"] == "spiking"
+    states = torch.load(snn_path, map_location="cpu", weights_only=False)["by_T"][str(T)]
+    evaluation = read_json(eval_path)["by_T"][str(T)]
+    result: dict[str, Any] = {"seed": seed, "T": T, "n_images": n, "spikes": cfg["spikes"], "pipelines": {}}
+    for name in cfg["pipelines"]:
+        state = states[name]
+        snn = load_snn_state(folded, {**state, "state_dict": {**folded.state_dict(), **state["state_dict"]}},
+                             spiking_pool)
+        res = compare_runs(snn, images, labels, cfg["spikes"])
+        bits = evaluation["correct"][name][:n]
+        res["eval_accuracy_same_images"] = bits.count("1") / n
+        result["pipelines"][name] = res
+        log.info("T=%d %s: event-driven %.4f, time-stepped (float64) %.4f, eval.json %.4f on %d images; agreement "
+                 "%.4f, %.1f s", T, name, res["event_accuracy"], res["time_stepped_accuracy"],
+                 res["eval_accuracy_same_images"], n, res["prediction_agreement"], res["seconds"])
+    write_json(out_json, result)

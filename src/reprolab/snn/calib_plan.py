@@ -119,3 +119,20 @@ class CalibPlan:
 
     def histories(self) -> list[str]:
         return [f"results/calib/{e}/ann_history.json" for e in self.experiments]
+
+    def eventsim_experiments(self) -> list[str]:
+        """Experiments run event-driven: all sequential VGG ones when ``eventsim.enabled``."""
+        cfg = self.settings["eventsim"]
+        if not cfg["enabled"]:
+            return []
+        out = [e for e, x in self.experiments.items() if x["model"]["arch"] == "vgg"]
+        for e in out:
+            missing = [p for p in cfg["pipelines"] if p not in self.by_experiment[e]["pipelines"]]
+            if missing:
+                raise ConfigError(f"papers.calib.eventsim.pipelines: {missing} are not pipelines of experiment {e} "
+                                  f"({', '.join(self.by_experiment[e]['pipelines'])}); remove them or add the pipelines")
+        return out
+
+    def eventsims(self) -> list[str]:
+        """``eventsim.json`` of every event-driven experiment and calibration seed."""
+        return [f"results/calib/{e}/s{s}/eventsim.json" for e in self.eventsim_experiments() for s in self.seeds(e)]
