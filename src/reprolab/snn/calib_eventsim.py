@@ -40,7 +40,7 @@ from torch import nn
 
 from reprolab.core.errors import ConfigError
 from reprolab.snn.ann import VGG, Unit
-from reprolab.snn.calib import ConvertedSNN, IFNeuron, record_units
+from reprolab.snn.calib import ConvertedSNN, IFNeuron
 from reprolab.snn.deploy import DeployedLayer, DeployedNet
 from reprolab.snn.eventsim import compile_net, layer_state, simulate_ticks
 
@@ -142,14 +142,30 @@ def export_calibrated(snn: ConvertedSNN, input_shape: tuple[int, int, int], spik
 
 @torch.no_grad()
 def time_stepped_counts(snn: ConvertedSNN, images: torch.Tensor) -> tuple[list[np.ndarray], np.ndarray]:
-    """Spike counts of every spiking layer ``[N, C, H, W]`` and the summed output ``[N, K]`` of the time-stepped SNN."""
+    """Spike counts of every spiking layer ``[N, C, H, W]`` and the summed output ``[N, K]`` of the time-stepped SNN.
+
+    One forward pass; each spiking unit's output ``[T*N, ...]`` (spikes of amplitude ``V``) is
+    summed over time by a hook and divided by ``V``.
+    """
     units = snn.spiking_units()
-    rec = record_units(snn, units, images, snn.T)
-    counts = []
+    n, T = images.shape[0], snn.T
+    counts: list[np.ndarray] = [np.zeros(0)] * len(units)
+    handles = []
+
+    def hook_for(i: int, unit: Unit):
+        def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+            V = unit.act._broadcast(unit.act.threshold.to(output.device), output.dim())
+            counts[i] = torch.round(output.view(T, n, *output.shape[1:]).sum(0) / V).long().cpu().numpy()
+        return hook
+
     for i, unit in enumerate(units):
-        V = unit.act._broadcast(unit.act.threshold.to(images.device), rec[i].output.dim())
-        counts.append(torch.round(rec[i].output * snn.T / V).long().cpu().numpy())
-    return counts, snn(images).cpu().numpy()
+        handles.append(unit.register_forward_hook(hook_for(i, unit)))
+    try:
+        out = snn(images).cpu().numpy()
+    finally:
+        for h in handles:
+            h.remove()
+    return counts, out
 
 
 def as_float64(snn: ConvertedSNN) -> ConvertedSNN:
