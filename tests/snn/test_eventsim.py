@@ -118,6 +118,30 @@ def test_single_layer_counts_are_analytic():
     assert res.prediction[0] == 0 and res.synops[0, 0] == 2 * n
 
 
+@pytest.mark.parametrize("min_v", [None, -1.0])
+def test_without_a_floor_spikes_follow_the_running_maximum_of_the_input(min_v):
+    """Leak-free IAF, reset by subtraction: with no floor, n = floor(max_t S(t) / theta) for the input sum S(t).
+
+    A mixed-sign train (two ON pixels with weights +0.45 / -0.6) checks the formula exactly;
+    with the -1 floor the neuron fires more, since inhibition below -1 is cut off event by event.
+    """
+    rng = np.random.default_rng(3)
+    n = 400
+    x = rng.integers(0, 2, n).astype(np.uint8)
+    w = torch.zeros(1, 2 * 1 * 2, dtype=torch.float64)
+    w[0, 0], w[0, 1] = 0.45, -0.6  # (p=0, y=0, x=0) and (p=0, y=0, x=1)
+    net = DeployedNet([DeployedLayer("linear", w, 1, 1, 0, (2, 1, 2), (1,), 0)], (2, 1, 2), min_v=min_v)
+    ev = EventSet(x, np.zeros(n, np.uint8), np.zeros(n, np.uint8), np.arange(n, dtype=np.int64),
+                  np.array([0, n]), np.array([0]), np.array(["x"]), (2, 1, 2))
+    running = np.cumsum(np.where(x == 0, 0.45, -0.6))
+    analytic = max(0, int(np.floor(running.max() + 1e-12)))
+    count = int(eventsim.simulate(net, ev).out_counts[0, 0])
+    if min_v is None:
+        assert count == analytic
+    else:
+        assert count > analytic
+
+
 def test_bad_input_is_rejected_with_a_clear_message(recordings):
     net = random_net()
     ev = recordings.subset(1)
