@@ -178,6 +178,21 @@ class BasicBlock(nn.Module):
         return self.unit2(self.unit1(x), self.shortcut(x))
 
 
+def residual_stages(channels: Sequence[int], blocks: Sequence[int], batch_norm: bool = True) -> list[nn.Module]:
+    """BasicBlock stages after the stem: ``blocks[i]`` blocks of width ``channels[i]``.
+
+    The first block of every stage but the first halves the resolution (stride 2), as in
+    He et al. (2016) and torchvision's ResNets; the stem's output width is ``channels[0]``.
+    """
+    layers: list[nn.Module] = []
+    c_in = channels[0]
+    for stage, (c_out, n_blocks) in enumerate(zip(channels, blocks, strict=True)):
+        for b in range(n_blocks):
+            layers.append(BasicBlock(c_in, c_out, stride=2 if (stage > 0 and b == 0) else 1, batch_norm=batch_norm))
+            c_in = c_out
+    return layers
+
+
 class ResNet20(nn.Module):
     """The official CIFAR ``resnet20``: stem, ``blocks`` BasicBlocks per stage, GAP, linear.
 
@@ -199,14 +214,10 @@ class ResNet20(nn.Module):
         if len(channels) != len(blocks) or not channels:
             raise ConfigError("resnet20 needs one model.channels entry per model.blocks entry (e.g. [64, 128, 256])")
         layers: list[nn.Module] = [Unit(conv_bn(in_channels, channels[0], batch_norm=batch_norm))]
-        c_in = channels[0]
-        for stage, (c_out, n_blocks) in enumerate(zip(channels, blocks, strict=True)):
-            for b in range(n_blocks):
-                layers.append(BasicBlock(c_in, c_out, stride=2 if (stage > 0 and b == 0) else 1, batch_norm=batch_norm))
-                c_in = c_out
+        layers += residual_stages(channels, blocks, batch_norm)
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(c_in, num_classes)
+        self.classifier = nn.Linear(channels[-1], num_classes)
         _init_like_official(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -243,14 +254,10 @@ class ResNetImageNet(nn.Module):
         stem = nn.Conv2d(in_channels, channels[0], 7, stride=2, padding=3, bias=not batch_norm)
         layers: list[nn.Module] = [Unit(ConvBN(stem, batch_norm)),
                                    Unit(avg_pool_conv(channels[0], 3, 2, 1), pooling=True)]
-        c_in = channels[0]
-        for stage, (c_out, n_blocks) in enumerate(zip(channels, blocks, strict=True)):
-            for b in range(n_blocks):
-                layers.append(BasicBlock(c_in, c_out, stride=2 if (stage > 0 and b == 0) else 1, batch_norm=batch_norm))
-                c_in = c_out
+        layers += residual_stages(channels, blocks, batch_norm)
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(c_in, num_classes)
+        self.classifier = nn.Linear(channels[-1], num_classes)
         _init_like_official(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
