@@ -41,7 +41,7 @@ from torch import nn
 from reprolab.core.errors import ConfigError
 from reprolab.snn.ann import VGG, Unit
 from reprolab.snn.calib import ConvertedSNN, IFNeuron
-from reprolab.snn.deploy import DeployedLayer, DeployedNet
+from reprolab.snn.deploy import DeployedLayer, DeployedNet, conv_out_shape
 from reprolab.snn.eventsim import compile_net, layer_state, simulate_ticks
 
 log = logging.getLogger("reprolab.snn.calib_eventsim")
@@ -54,12 +54,6 @@ def _per_channel(value: torch.Tensor, channels: int) -> torch.Tensor:
     """A layer-wise (0-d) or channel-wise threshold as ``[channels]`` float64."""
     v = value.detach().double().cpu()
     return v.expand(channels).clone() if v.dim() == 0 else v.reshape(channels)
-
-
-def _conv_out(shape: tuple[int, ...], pool: int, conv: nn.Conv2d) -> tuple[int, int, int]:
-    _, h, w = shape
-    k, s, p = conv.kernel_size[0], conv.stride[0], conv.padding[0]
-    return (conv.out_channels, (h // pool + 2 * p - k) // s + 1, (w // pool + 2 * p - k) // s + 1)
 
 
 def _linear_pool(unit: Unit) -> int:
@@ -86,7 +80,7 @@ def _spiking_layer(unit: Unit, shape: tuple[int, ...], pool: int, amplitude: tor
         weight = w * amplitude.view(1, -1, 1, 1) / V.view(-1, 1, 1, 1)
     bias = conv.bias.detach().double().cpu() if conv.bias is not None else torch.zeros(c_out, dtype=torch.float64)
     tick = bias / V + (0.5 / T if neuron.shift else 0.0)
-    out = _conv_out(shape, pool, conv)
+    out = conv_out_shape(shape, pool, conv)
     v_init = None
     if neuron.v_init is not None:
         v_init = (neuron.v_init.detach().double().cpu().expand(out) / V.view(-1, 1, 1)).clone()

@@ -297,7 +297,7 @@ def synaptic_ops(net: DeployedNet, input_counts: torch.Tensor, counts: list[torc
 # ----------------------------------------------------------------------------- export / conversion
 
 
-def _conv_out_shape(shape: tuple[int, ...], pool: int, conv: nn.Conv2d) -> tuple[int, int, int]:
+def conv_out_shape(shape: tuple[int, ...], pool: int, conv: nn.Conv2d) -> tuple[int, int, int]:
     """Output ``(C, H, W)`` of ``conv`` applied to a ``shape`` source after ``pool`` x ``pool`` average pooling."""
     _, h, w = shape
     k, s, p = conv.kernel_size[0], conv.stride[0], conv.padding[0]
@@ -325,7 +325,7 @@ def export_staged(model: StagedSNN, input_shape: tuple[int, int, int], meta: dic
             pool = block.pool * (pool_in if not layers else 1)
             if isinstance(block.synapse, nn.Conv2d):
                 conv = block.synapse
-                out = _conv_out_shape(shape, pool, conv)
+                out = conv_out_shape(shape, pool, conv)
                 layers.append(DeployedLayer("conv", weight, pool, conv.stride[0], conv.padding[0], shape, out, g))
             else:
                 layers.append(DeployedLayer("linear", weight, pool, 1, 0, shape, (block.synapse.out_features,), g))
@@ -355,7 +355,7 @@ def convert_vggsnn(model: nn.Module, input_shape: tuple[int, int, int], input_sc
     mods = [m for m in model.modules() if not list(m.children())]
     for m in mods:
         if isinstance(m, nn.Conv2d):
-            out = _conv_out_shape(shape, pool, m)
+            out = conv_out_shape(shape, pool, m)
             bias = m.bias.double() if m.bias is not None else torch.zeros(m.out_channels, dtype=torch.float64)
             layers.append(DeployedLayer("conv", m.weight.double().clone(), pool, m.stride[0], m.padding[0], shape, out, 0))
             layers[-1].bias = bias  # type: ignore[attr-defined]
