@@ -4,16 +4,15 @@ import os
 import numpy as np
 import pytest
 
-from reprolab.core.io import append_jsonl, atomic_path, read_json, read_jsonl, write_json
 from reprolab.core.errors import DataError
+from reprolab.core.io import append_jsonl, atomic_path, read_json, read_jsonl, write_json
 
 
 def test_atomic_path_leaves_nothing_when_the_block_fails(tmp_path):
     target = tmp_path / "out.txt"
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            tmp.write_text("half")
-            raise RuntimeError("interrupted")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("interrupted")
     assert not target.exists()
     assert list(tmp_path.iterdir()) == []
 

@@ -2,7 +2,16 @@ import re
 
 import pytest
 
-from reprolab.report import Claim, Figure, PaperMeta, Table, build_report, collect_provenance, figure, read_claims
+from reprolab.report import (
+    Claim,
+    Figure,
+    PaperMeta,
+    Table,
+    build_report,
+    collect_provenance,
+    figure,
+    read_claims,
+)
 from reprolab.report.provenance import read_benchmarks
 
 

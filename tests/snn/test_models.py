@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from reprolab.core.errors import ConfigError
-from reprolab.snn.models import ResNet19, VGGSNN, build_model
+from reprolab.snn.models import VGGSNN, ResNet19, build_model
 
 
 def test_vggsnn_outputs_one_logit_vector_per_step():

@@ -21,8 +21,8 @@ TARGET = "results/tet/report.html"
 # Successful jobs' SLURM logs are kept: they are the node-side evidence checked below.
 SLURM_ARGS = ("--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "5",
               "--slurm-keep-successful-logs")
-SUBMITTED = re.compile(r"^Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (.+)\)\.$", re.M)
-RULE_BLOCK = re.compile(r"^(localrule|rule) (\w+):\n(?:    .*\n)*?    jobid: (\d+)$", re.M)
+SUBMITTED = re.compile(r"^Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (.+)\)\.$", re.MULTILINE)
+RULE_BLOCK = re.compile(r"^(localrule|rule) (\w+):\n(?:    .*\n)*?    jobid: (\d+)$", re.MULTILINE)
 
 
 def _controller_up() -> bool:
@@ -177,7 +177,7 @@ def test_paper_scale_training_jobs_ask_for_a_gpu(workflow_dir: Path):
                       timeout=300)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
-    train = re.findall(r"^rule tet_(?:train|tit):\n(?:    .*\n)*?    resources: (.*)$", log, re.M)
+    train = re.findall(r"^rule tet_(?:train|tit):\n(?:    .*\n)*?    resources: (.*)$", log, re.MULTILINE)
     assert train
     for resources in train:
         assert f"gpu={res['gpus']}" in resources

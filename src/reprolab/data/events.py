@@ -70,12 +70,11 @@ class EventSet:
 
     def save(self, path: str | Path) -> None:
         """Write to a compressed ``.npz`` atomically."""
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as handle:
-                np.savez(
-                    handle, x=self.x, y=self.y, p=self.p, t=self.t, offsets=self.offsets,
-                    labels=self.labels, names=self.names, sensor_size=np.asarray(self.sensor_size),
-                )
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            np.savez(
+                handle, x=self.x, y=self.y, p=self.p, t=self.t, offsets=self.offsets,
+                labels=self.labels, names=self.names, sensor_size=np.asarray(self.sensor_size),
+            )
 
     @classmethod
     def load(cls, path: str | Path) -> EventSet:

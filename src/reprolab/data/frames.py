@@ -76,9 +76,8 @@ def events_to_frames(events: EventSet, T: int, binning: str = "count", chunk: in
 
 def save_frames(path: str | Path, frames: np.ndarray, labels: np.ndarray) -> None:
     """Write frames and labels to one ``.npz`` (uncompressed, so it can be memory-mapped)."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, frames=frames, labels=labels)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, frames=frames, labels=labels)
 
 
 def load_frames(path: str | Path) -> tuple[np.ndarray, np.ndarray]:

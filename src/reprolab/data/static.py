@@ -44,6 +44,5 @@ def cifar_split(name: str, root: str | Path, split: str) -> tuple[np.ndarray, np
 
 def save_images(path: str | Path, images: np.ndarray, labels: np.ndarray) -> None:
     """Write images and labels to one ``.npz`` atomically."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, images=images, labels=labels)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, images=images, labels=labels)

@@ -7,9 +7,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from reprolab.core.io import atomic_path  # noqa: E402
+from reprolab.core.io import atomic_path
 
 STYLE = {
     "figure.dpi": 110,

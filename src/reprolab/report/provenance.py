@@ -8,7 +8,7 @@ import importlib.metadata
 import platform
 import subprocess
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +119,6 @@ def collect_provenance(config: dict[str, Any], data_files: dict[str, str | Path]
         bench += [dict(r, job=f"{Path(folder).name}/{r['job']}") for r in read_benchmarks(folder)]
     return Provenance(
         config=config, git_commit=commit, git_dirty=dirty,
-        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         python=platform.python_version(), packages=package_versions(), data_files=files, benchmarks=bench,
     )

@@ -124,7 +124,7 @@ def export_calibrated(snn: ConvertedSNN, input_shape: tuple[int, int, int], spik
         else:
             pool *= _linear_pool(unit)
     fc = net.classifier
-    c, h, w = shape
+    _, h, w = shape
     feature_amp = amplitude.repeat_interleave((h // pool) * (w // pool))  # torch flattens (C, H, W)
     weight = fc.weight.detach().double().cpu() * feature_amp.view(1, -1)
     bias = fc.bias.detach().double().cpu() if fc.bias is not None else torch.zeros(fc.out_features, dtype=torch.float64)
@@ -218,7 +218,7 @@ def compare_runs(snn: ConvertedSNN, images: np.ndarray, labels: np.ndarray, spik
         exact.append(all(np.array_equal(a, c[0]) for a, c in zip(per_layer, counts, strict=True)))
     ev, st = np.concatenate(event_pred), np.concatenate(step_pred)
     return {
-        "n_images": int(len(images)),
+        "n_images": len(images),
         "event_accuracy": float((ev == labels).mean()),
         "time_stepped_accuracy": float((st == labels).mean()),
         "prediction_agreement": float((ev == st).mean()),

@@ -68,7 +68,7 @@ class Augment:
     crop_pad: int = 0
 
     def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        n, h, w = x.shape[0], x.shape[-2], x.shape[-1]
+        n = x.shape[0]
         if self.hflip:
             flip = torch.rand(n, generator=gen) < 0.5
             x = torch.where(flip.view(n, 1, 1, 1, 1).to(x.device), x.flip(-1), x)

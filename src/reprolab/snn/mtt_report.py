@@ -21,8 +21,8 @@ from reprolab.report import (
 )
 from reprolab.report.figures import PALETTE
 from reprolab.report.stats import noise_level
-from reprolab.snn.mtt import OFFICIAL_MIN_V
 from reprolab.report.stats import verdict as _verdict
+from reprolab.snn.mtt import OFFICIAL_MIN_V
 
 META = PaperMeta(
     id="mtt",
