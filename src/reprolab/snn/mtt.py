@@ -83,8 +83,9 @@ def iaf_steps(x: torch.Tensor, threshold: float = 1.0, min_v: float | None = OFF
     """
     v = torch.zeros_like(x[0])
     out = []
-    for t in range(x.shape[0]):
-        v = v + x[t]
+    # unbind, not x[t]: each x[t]'s backward fills a zero tensor of the whole sequence (O(T^2))
+    for xt in x.unbind(0):
+        v = v + xt
         s = _MultiSpike.apply(v, threshold, grad_width)
         v = v - s * threshold
         if min_v is not None:
