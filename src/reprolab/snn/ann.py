@@ -193,7 +193,21 @@ def residual_stages(channels: Sequence[int], blocks: Sequence[int], batch_norm: 
     return layers
 
 
-class ResNet20(nn.Module):
+class _ResNet(nn.Module):
+    """Stem, :func:`residual_stages`, global average pooling and one ``Linear`` (He et al., 2016)."""
+
+    def _build(self, stem: list[nn.Module], channels: Sequence[int], blocks: Sequence[int], num_classes: int,
+               batch_norm: bool) -> None:
+        self.features = nn.Sequential(*stem, *residual_stages(channels, blocks, batch_norm))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(channels[-1], num_classes)
+        _init_like_official(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.pool(self.features(x)).flatten(1))
+
+
+class ResNet20(_ResNet):
     """The official CIFAR ``resnet20``: stem, ``blocks`` BasicBlocks per stage, GAP, linear.
 
     Parameters
@@ -214,17 +228,10 @@ class ResNet20(nn.Module):
         if len(channels) != len(blocks) or not channels:
             raise ConfigError("resnet20 needs one model.channels entry per model.blocks entry (e.g. [64, 128, 256])")
         layers: list[nn.Module] = [Unit(conv_bn(in_channels, channels[0], batch_norm=batch_norm))]
-        layers += residual_stages(channels, blocks, batch_norm)
-        self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(channels[-1], num_classes)
-        _init_like_official(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.pool(self.features(x)).flatten(1))
+        self._build(layers, channels, blocks, num_classes, batch_norm)
 
 
-class ResNetImageNet(nn.Module):
+class ResNetImageNet(_ResNet):
     """ResNet-34 for 224x224 ImageNet images with average instead of max pooling.
 
     torchvision's ``resnet34`` layout: 7x7 stride-2 Conv-BN-ReLU stem, 3x3 stride-2 pooling,
@@ -254,14 +261,7 @@ class ResNetImageNet(nn.Module):
         stem = nn.Conv2d(in_channels, channels[0], 7, stride=2, padding=3, bias=not batch_norm)
         layers: list[nn.Module] = [Unit(ConvBN(stem, batch_norm)),
                                    Unit(avg_pool_conv(channels[0], 3, 2, 1), pooling=True)]
-        layers += residual_stages(channels, blocks, batch_norm)
-        self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(channels[-1], num_classes)
-        _init_like_official(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.pool(self.features(x)).flatten(1))
+        self._build(layers, channels, blocks, num_classes, batch_norm)
 
 
 #: VGG-16 (configuration D) as a layer list; ``A`` = 2x2 average pooling in place of max pooling.
