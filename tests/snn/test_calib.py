@@ -11,6 +11,7 @@ import torch
 from reprolab.core.errors import ConfigError, DataError
 from reprolab.snn import calib as C
 from reprolab.snn.ann import VGG, ResNet20, build_ann, units_of
+from tests.snn.nets import bn_statistics_of
 
 
 def _randomise_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -336,17 +337,7 @@ def _tiny_imagenet_net(arch: str, x: torch.Tensor | None = None) -> torch.nn.Mod
     net = build_ann(spec, 3, 10, 64)
     if x is None:
         return _randomise_bn(net)
-    gen = torch.Generator().manual_seed(0)
-    for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average: the statistics of x exactly
-            m.weight.data.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-            m.bias.data.copy_(torch.randn(m.num_features, generator=gen) * 0.2)
-    net.train()
-    with torch.no_grad():
-        net(x)
-    return net.eval()
+    return bn_statistics_of(net, x)
 
 
 @pytest.mark.parametrize("arch,spiking", [("resnet34", 34), ("vgg_imagenet", 20)])

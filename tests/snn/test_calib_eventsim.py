@@ -11,21 +11,7 @@ from reprolab.snn import calib as C
 from reprolab.snn import calib_eventsim as E
 from reprolab.snn import eventsim
 from reprolab.snn.ann import VGG, ResNet20
-
-
-def _trained_like(net: torch.nn.Module, x: torch.Tensor) -> torch.nn.Module:
-    """BN statistics of ``x`` with random affine parameters (every layer normalised, as after training)."""
-    gen = torch.Generator().manual_seed(0)
-    for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.reset_running_stats()
-            m.momentum = None
-            m.weight.data.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-            m.bias.data.copy_(torch.randn(m.num_features, generator=gen) * 0.2)
-    net.train()
-    with torch.no_grad():
-        net(x)
-    return net.eval()
+from tests.snn.nets import bn_statistics_of
 
 
 def calibrated(T: int = 8, spiking_pool: bool = True, channel_wise: bool = False, layers=(6, "A", 8, 8, "A"),
@@ -33,7 +19,7 @@ def calibrated(T: int = 8, spiking_pool: bool = True, channel_wise: bool = False
     """A tiny conv net with thresholds, bias and potential calibration: every feature the export handles."""
     torch.manual_seed(0)
     x = torch.rand(48, 1, 8, 8)
-    folded = C.fold_batch_norm(_trained_like(VGG(1, 10, 8, list(layers)), x))
+    folded = C.fold_batch_norm(bn_statistics_of(VGG(1, 10, 8, list(layers)), x))
     units = C.convertible_units(folded, spiking_pool)
     ths = C.scan_thresholds(folded, units, [x[:32]], [T], channel_wise=channel_wise)
     snn = C.convert(folded, ths.mse[T], T, shift=True, spiking_pool=spiking_pool)
