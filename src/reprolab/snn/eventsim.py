@@ -220,16 +220,19 @@ def _fire(prm, v, counts, clipped, touched, n_touched, out_idx, out_cnt, thresho
 
 
 @numba.njit(cache=True, nogil=True)
+def _scratch(n_marks, max_pop):
+    """Per-run work arrays: position marks, touched positions, and source / next-layer spike lists."""
+    marks = np.zeros(n_marks, dtype=np.int64)
+    return (marks, np.zeros(max_pop, dtype=np.int64), np.zeros(max_pop, dtype=np.int64),
+            np.zeros(max_pop, dtype=np.int64), np.zeros(max_pop, dtype=np.int64), np.zeros(max_pop, dtype=np.int64))
+
+
+@numba.njit(cache=True, nogil=True)
 def _simulate(params, weights, n_neurons, n_marks, max_pop, thresholds, max_spikes, min_v, in_c, in_w,
               ex, ey, ep, et, offsets, lo, hi, v, counts, clipped,
               out_counts, out_v, layer_spikes, synops, events_done, waves):
     n_layers = params.shape[0]
-    marks = np.zeros(n_marks, dtype=np.int64)
-    touched = np.zeros(max_pop, dtype=np.int64)
-    src_idx = np.zeros(max_pop, dtype=np.int64)
-    src_cnt = np.zeros(max_pop, dtype=np.int64)
-    nxt_idx = np.zeros(max_pop, dtype=np.int64)
-    nxt_cnt = np.zeros(max_pop, dtype=np.int64)
+    marks, touched, src_idx, src_cnt, nxt_idx, nxt_cnt = _scratch(n_marks, max_pop)
     wave_idx = np.zeros(max_pop, dtype=np.int64)
     wave_cnt = np.zeros(max_pop, dtype=np.int64)
     wave_mark = np.zeros(max_pop, dtype=np.int64)
@@ -371,12 +374,7 @@ def _simulate_ticks(params, weights, thresholds, max_spikes, n_marks, max_pop, f
                     T, lo, hi, v, counts, out_counts, out_v, layer_spikes, synops, clock_ops):
     """``T`` clock ticks per sample; each tick is one wave crossing the network layer by layer."""
     n_layers = params.shape[0]
-    marks = np.zeros(n_marks, dtype=np.int64)
-    touched = np.zeros(max_pop, dtype=np.int64)
-    src_idx = np.zeros(max_pop, dtype=np.int64)
-    src_cnt = np.zeros(max_pop, dtype=np.int64)
-    nxt_idx = np.zeros(max_pop, dtype=np.int64)
-    nxt_cnt = np.zeros(max_pop, dtype=np.int64)
+    marks, touched, src_idx, src_cnt, nxt_idx, nxt_cnt = _scratch(n_marks, max_pop)
     clipped = np.zeros(v.shape[0])  # no lower clipping (min_v = -inf): stays 0
     stamp = 0
     out = params[n_layers - 1]
