@@ -41,9 +41,9 @@ EpochFn = Callable[[int], Mapping[str, Any]]
 class Stateful(Protocol):
     """Anything whose state can be saved and restored (torch modules, optimisers, ...)."""
 
-    def state_dict(self) -> dict[str, Any]: ...  # noqa: D102
+    def state_dict(self) -> dict[str, Any]: ...
 
-    def load_state_dict(self, state: dict[str, Any]) -> Any: ...  # noqa: D102
+    def load_state_dict(self, state: dict[str, Any]) -> Any: ...
 
 
 def run_key(settings: Any) -> str:
