@@ -32,6 +32,8 @@ def test_a_bad_history_names_the_entry(tmp_path):
         load_history(path)
 
 
-def test_the_committed_history_is_valid():
+def test_the_committed_histories_are_valid():
     from pathlib import Path
-    load_history(Path(__file__).resolve().parents[2] / "workflow/report/verdict_history.yaml")
+    for path in (Path(__file__).resolve().parents[2] / "workflow/report").glob("*/verdict_history.yaml"):
+        history = load_history(path)
+        assert set(history["papers"]) <= {path.parent.name}, f"{path} may only record its own paper"

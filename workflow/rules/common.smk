@@ -72,4 +72,8 @@ def event_archive_entry(wildcards):
 def event_archive(wildcards):
     """The archive holding a split: committed (demo) or downloaded by data_download."""
     return str(dataset_file_path(get_dataset(REGISTRY, wildcards.dataset), event_archive_entry(wildcards), DATA))
-VERDICT_HISTORY = "workflow/report/verdict_history.yaml"  # previous release verdicts: reports state what changed
+
+
+def verdict_history(paper):
+    """The previous release's verdicts of ``paper``: its report states which claims changed and why."""
+    return f"workflow/report/{paper}/verdict_history.yaml"

@@ -1,6 +1,6 @@
 """Verdicts of the previous release, so that every report says which claims changed and why.
 
-``workflow/report/verdict_history.yaml`` records, per paper and claim id, the verdict the
+``workflow/report/<paper>/verdict_history.yaml`` records, per claim id, the verdict the
 previous release of the workflow gave at one scale, and why a new one differs::
 
     release: e79cd22          # the commit the recorded verdicts came from

@@ -87,7 +87,7 @@ def build_report(meta: PaperMeta, scale: str, claims: list[Claim], figures: list
     out_html, out_claims
         Destinations (written atomically).
     history
-        ``workflow/report/verdict_history.yaml``: the previous release's verdicts; claims whose
+        ``workflow/report/<id>/verdict_history.yaml``: the previous release's verdicts; claims whose
         verdict changed say so (:func:`reprolab.report.history.mark_changes`).
     """
     if history is not None:
