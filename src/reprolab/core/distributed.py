@@ -300,7 +300,8 @@ def _launch_with_srun(fn: Callable[..., Any], args: tuple[Any, ...], topology: T
                           "--profile profiles/slurm, or set resources.nodes: 1")
     with tempfile.TemporaryDirectory(dir=os.environ.get("REPROLAB_SHARED_TMP") or Path.cwd()) as tmp:
         payload = Path(tmp) / "payload.pkl"
-        payload.write_bytes(pickle.dumps((fn, args, topology, backend, log_path)))
+        # The parent's import path travels with the job, as multiprocessing's spawn does.
+        payload.write_bytes(pickle.dumps((list(sys.path), pickle.dumps((fn, args, topology, backend, log_path)))))
         # REPROLAB_SRUN_NODES spreads the launchers over fewer machines (the tests put two on a
         # one-node cluster); by default each node gets one.
         cmd = ["srun", f"--ntasks={topology.nodes}", f"--nodes={os.environ.get('REPROLAB_SRUN_NODES', topology.nodes)}",
@@ -318,7 +319,9 @@ def _first_host(nodelist: str) -> str:
 
 def _srun_task(payload: Path) -> None:
     """Entry point of one ``srun`` task: a launcher for this node's processes."""
-    fn, args, topology, backend, log_path = pickle.loads(payload.read_bytes())
+    path, job = pickle.loads(payload.read_bytes())
+    sys.path[:0] = [p for p in path if p not in sys.path]
+    fn, args, topology, backend, log_path = pickle.loads(job)
     nodelist = os.environ.get("SLURM_STEP_NODELIST") or os.environ["SLURM_JOB_NODELIST"]
     port = 20000 + int(os.environ["SLURM_JOB_ID"]) % 20000 + int(os.environ.get("SLURM_STEP_ID", "0")) % 100
     _launch_here(fn, args, topology.nodes, topology.procs_per_node, backend, f"{_first_host(nodelist)}:{port}",
