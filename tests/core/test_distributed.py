@@ -21,8 +21,12 @@ def test_shards_interleave_into_the_one_process_order():
 def test_topology_from_resources():
     assert dd.Topology.from_resources({"gpus": 4, "nodes": 2}).world_size == 8
     assert dd.Topology.from_resources({"gpus": 0}).world_size == 1
+    cpu = dd.Topology.from_resources({"gpus": 0, "processes_per_node": 2, "sync_batchnorm": True})
+    assert cpu.world_size == 2 and cpu.sync_batchnorm
     with pytest.raises(ConfigError, match="resources.nodes"):
         dd.Topology.from_resources({"gpus": 1, "nodes": 0})
+    with pytest.raises(ConfigError, match="one process per GPU"):
+        dd.Topology.from_resources({"gpus": 2, "processes_per_node": 4})
 
 
 def test_one_process_runs_in_place(tmp_path):

@@ -48,8 +48,13 @@ def train_resources(paper):
         "mem_mb": res["mem_mb"],
         "runtime": lambda wildcards, attempt: res["runtime"] * attempt,
     }
+    nodes = res.get("nodes", 1)
     if res["gpus"] > 0:
-        out["gpu"] = res["gpus"]
+        out["gpu"] = res["gpus"] * nodes  # the slurm plugin's --gpus counts the whole job
+    if nodes > 1:
+        # One task per machine; the job's script starts them with srun (reprolab.core.distributed),
+        # so the slurm executor runs it as an "MPI" job (no srun of its own around the job).
+        out.update(nodes=nodes, tasks=nodes, mpi="srun")
     return out
 
 

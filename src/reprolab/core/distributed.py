@@ -69,12 +69,17 @@ class Topology:
         return self.nodes * self.procs_per_node
 
     @classmethod
-    def from_resources(cls, resources: Mapping[str, Any], sync_batchnorm: bool = False) -> Topology:
-        """From a paper's ``resources`` config section (``gpus``, optional ``nodes``)."""
+    def from_resources(cls, resources: Mapping[str, Any]) -> Topology:
+        """From a paper's ``resources`` config section (``gpus``, ``nodes``, ``processes_per_node``, ``sync_batchnorm``)."""
         nodes, gpus = int(resources.get("nodes", 1)), int(resources.get("gpus", 0))
-        if nodes < 1 or gpus < 0:
-            raise ConfigError(f"resources.nodes must be >= 1 and resources.gpus >= 0 (got nodes={nodes}, gpus={gpus})")
-        return cls(nodes=nodes, procs_per_node=max(1, gpus), sync_batchnorm=sync_batchnorm)
+        procs = int(resources.get("processes_per_node") or max(1, gpus))
+        if nodes < 1 or gpus < 0 or procs < 1:
+            raise ConfigError("resources.nodes and resources.processes_per_node must be >= 1 and resources.gpus >= 0 "
+                              f"(got nodes={nodes}, processes_per_node={procs}, gpus={gpus})")
+        if gpus > 0 and procs > gpus:
+            raise ConfigError(f"resources.processes_per_node = {procs} exceeds resources.gpus = {gpus}: one process "
+                              "per GPU at most")
+        return cls(nodes=nodes, procs_per_node=procs, sync_batchnorm=bool(resources.get("sync_batchnorm", False)))
 
 
 # --------------------------------------------------------------------------------------
