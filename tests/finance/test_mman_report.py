@@ -175,7 +175,7 @@ def test_evaluation_files_pair_models_and_feed_the_claims(tmp_path, corpus_facto
     claims = {c.id: c for c in R.claims_from(metrics, trades, settings, "smoke", [])}
     assert set(claims) == {"C1-oH", "C2", "C3"}
     assert claims["C1-oH"].verdict == "supported" and claims["C3"].verdict == "supported"
-    assert [r["setting"].split(" (")[0] for r in claims["C2"].by_setting] == [
-        "fill at the next open", "fill at the same close"]
+    assert [r["setting"] for r in claims["C2"].by_setting] == [
+        "next-open fill (realistic), pre-registered", "same-close fill (optimistic)"]
     # A perfect next-day call earns more than a coin flip: the same-close fill shows it.
     assert claims["C2"].by_setting[1]["verdict"] == "supported"

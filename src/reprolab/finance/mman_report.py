@@ -283,7 +283,7 @@ def _equity(trades: dict[str, Any], path: str) -> None:
                 color=_colour("mman"),
                 lw=1.0,
                 ls=":",
-                label=f"MMAN, fill at the {FILL_LABELS[other]}",
+                label=f"MMAN, {FILL_LABELS[other]}",
             )
     hold = res["buy_and_hold"]
     ax.plot(
@@ -296,7 +296,7 @@ def _equity(trades: dict[str, Any], path: str) -> None:
     )
     ax.set(
         ylabel="cumulative return (%)",
-        title=f"Test-period trading, {trades['settings']['mode']}, fill at the {FILL_LABELS[fill]}, "
+        title=f"Test-period trading, {trades['settings']['mode']}, {FILL_LABELS[fill]}, "
         f"{trades['settings']['cost_bps']:g} bp costs (mean daily return over seeds)",
     )
     ax.legend(fontsize=7, ncol=2)
@@ -419,7 +419,7 @@ COMPARATORS: tuple[str, ...] = ("oH", "oC", "nH", "nA", "price_lr", "text_lr", "
 MCC_SCALE, MCC_UNIT = 100.0, " MCC points (1 point = 0.01 MCC)"
 #: Daily return differences in basis points per trading day.
 RETURN_SCALE, RETURN_UNIT = 1e4, " bp/day"
-FILL_LABELS = {"next_open": "next open (realistic)", "same_close": "same close (optimistic)"}
+FILL_LABELS = {"next_open": "next-open fill (realistic)", "same_close": "same-close fill (optimistic)"}
 
 
 @dataclass(frozen=True)
@@ -692,7 +692,7 @@ def _trading_claim(trades: dict[str, Any], settings: dict[str, Any], scale: str,
         verdicts[fill], _ = trading_verdict(daily, "mman", min_effect)
         rows.append(
             {
-                "setting": f"fill at the {FILL_LABELS[fill]}" + (" (pre-registered)" if fill == chosen else ""),
+                "setting": FILL_LABELS[fill] + (", pre-registered" if fill == chosen else ""),
                 "measured": _trading_measured(res),
                 "verdict": verdicts[fill].verdict,
             }
@@ -704,7 +704,7 @@ def _trading_claim(trades: dict[str, Any], settings: dict[str, Any], scale: str,
         statement="A simple trading rule earns more on MMAN's predictions than on the other models' predictions.",
         paper_value="9.13 % trading profit (virtual trading, Jan-Mar 2021, +2 % take-profit rule)",
         paper_label="verified: arXiv abstract",
-        measured=_trading_measured(res) + f" (fill at the {FILL_LABELS[chosen]})",
+        measured=_trading_measured(res) + f" ({FILL_LABELS[chosen]})",
         verdict=verdicts[chosen].verdict,
         scale=scale,
         evidence=evidence,
@@ -776,7 +776,7 @@ def results_table(metrics: dict[str, Any], trades: dict[str, Any]) -> Table:
             "test MCC",
             "dev accuracy / MCC",
             "one-class runs",
-            *[f"cumulative return, fill at the {FILL_LABELS[f]}" for f in fills],
+            *[f"cumulative return, {FILL_LABELS[f]}" for f in fills],
             "trades",
             "paper Table 2 (Xueqiu, unverified)",
         ],
@@ -943,6 +943,13 @@ def _data_notes(
         "stocks, active days, resolved directional calls, Laplace-smoothed hit rate and mean signed next-day return of "
         "those calls (stance from a small bullish/bearish lexicon), plus retweet and known-poster flags. They are computed "
         "point-in-time from what was known before the decision and frozen at the start of the dev period."
+    )
+    notes.append(
+        "Trading returns: a decision taken at a close is executed at the next open and held to the following open "
+        "(the claim's fill); the open-to-open return is the product of the day's close-to-close movement and the "
+        "ratio of the two opens to their previous closes (StockNet's preprocessed opens are raw prices over the "
+        "previous adjusted close, so the ratio is exact). The same-close fill earns the next day's close-to-close "
+        "movement."
     )
     enc = text_summary
     notes.append(
