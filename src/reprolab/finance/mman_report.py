@@ -947,9 +947,13 @@ def _data_notes(
     notes.append(
         "Trading returns: a decision taken at a close is executed at the next open and held to the following open "
         "(the claim's fill); the open-to-open return is the product of the day's close-to-close movement and the "
-        "ratio of the two opens to their previous closes (StockNet's preprocessed opens are raw prices over the "
-        "previous adjusted close, so the ratio is exact). The same-close fill earns the next day's close-to-close "
-        "movement."
+        "ratio of the two opens to their previous closes"
+        + (
+            " (StockNet's preprocessed opens are raw prices over the previous adjusted close, so the ratio is exact)"
+            if settings["dataset"] == "stocknet_demo"
+            else " (a dividend going ex on the holding day counts as return)"
+        )
+        + ". The same-close fill earns the next day's close-to-close movement."
     )
     enc = text_summary
     notes.append(
