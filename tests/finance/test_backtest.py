@@ -1,4 +1,4 @@
-"""Accuracy / MCC, the paired bootstrap and the daily long/short backtest."""
+"""Accuracy / MCC, the open-to-open returns of the next-open fill and the daily long/short backtest."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import matthews_corrcoef
 
-from reprolab.finance.backtest import backtest, bootstrap_differences, classification_metrics
+from reprolab.finance.backtest import FILLS, backtest, classification_metrics
+from reprolab.finance.stocknet import PRICE_COLUMNS, open_to_open_returns
 
 
 def test_metrics_match_sklearn():
@@ -23,15 +24,29 @@ def test_one_class_prediction_gives_zero_mcc_and_flag():
     assert m["mcc"] == 0.0 and m["one_class"]
 
 
-def test_bootstrap_is_centred_on_the_observed_difference():
-    rng = np.random.default_rng(1)
-    y = rng.integers(0, 2, 400)
-    good = np.where(rng.random((2, 400)) < 0.8, y, 1 - y)
-    bad = rng.integers(0, 2, (2, 400))
-    d = bootstrap_differences(y, good, bad, 300, np.random.default_rng(2))
-    observed = np.mean([(g == y).mean() for g in good]) - np.mean([(b == y).mean() for b in bad])
-    assert abs(d["accuracy"].mean() - observed) < 0.01
-    assert (d["mcc"] > 0).all()
+def _price_rows(opens: np.ndarray, closes: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """Corpus price rows: opens over the previous ``basis`` close, movement of the ``basis`` closes."""
+    feat = np.zeros((len(opens), len(PRICE_COLUMNS)))
+    feat[1:, PRICE_COLUMNS.index("open_rel")] = opens[1:] / basis[:-1] - 1
+    feat[1:, PRICE_COLUMNS.index("movement")] = basis[1:] / basis[:-1] - 1
+    return feat
+
+
+def test_next_open_fill_earns_the_raw_open_to_open_return():
+    opens = np.array([99.0, 101.0, 103.0, 104.0, 50.0, 51.0, 49.0])
+    closes = np.array([100.0, 102.0, 101.0, 105.0, 50.5, 50.0, 48.0])
+    # StockNet measures raw opens against the previous *adjusted* close: any close series gives the same ratio.
+    adjusted = closes * np.array([0.97, 0.97, 0.98, 0.98, 1.0, 1.0, 1.0])
+    stock = np.array([0, 0, 0, 0, 1, 1, 1])
+    for basis in (closes, adjusted):
+        out = open_to_open_returns(_price_rows(opens, closes, basis), stock)
+        expected = [103 / 101 - 1, 104 / 103 - 1, np.nan, np.nan, 49 / 51 - 1, np.nan, np.nan]
+        np.testing.assert_allclose(out, expected)  # no return across stocks or past the last row
+
+
+def test_fills_name_sample_fields():
+    assert list(FILLS) == ["next_open", "same_close"]
+    assert set(FILLS.values()) == {"next_open_return", "next_return"}
 
 
 def test_backtest_by_hand():
@@ -44,6 +59,16 @@ def test_backtest_by_hand():
     expected = np.array([0.015 - 0.001, 0.02 - 0.001])
     np.testing.assert_allclose(r["daily_return"], expected)
     assert r["cumulative_return"] == pytest.approx(np.prod(1 + expected) - 1)
-    assert r["trades"] == 3 and r["hit_rate"] == pytest.approx(1.0)
+    assert r["trades"] == 3 and r["hit_rate"] == pytest.approx(1.0) and r["untraded"] == 0
     flat = backtest(dates, stock, ret, pred, cost_bps=0.0, mode="long_only")
     np.testing.assert_allclose(flat["daily_return"], [0.01, 0.02])
+
+
+def test_a_position_without_an_exit_price_is_not_traded():
+    dates = np.array(["2015-10-01", "2015-10-01", "2015-10-02", "2015-10-02"], dtype="datetime64[D]")
+    stock = np.array([0, 1, 0, 1])
+    ret = np.array([0.02, -0.01, 0.01, np.nan])
+    r = backtest(dates, stock, ret, np.array([1, 0, 1, 1]), cost_bps=0.0)
+    # day 2 holds stock 0 only; stock 1's short is closed (turnover, no cost here)
+    np.testing.assert_allclose(r["daily_return"], [0.015, 0.01])
+    assert r["untraded"] == 1 and r["days"] == ["2015-10-01", "2015-10-02"]

@@ -27,6 +27,13 @@ def test_mman_report_claims_figures_and_benchmarks(smoke_run):
     metrics = json.loads((wd / "results/mman/metrics.json").read_text())
     assert 0.0 <= metrics["summary"]["mman"]["test_accuracy"] <= 1.0
     assert metrics["n_test"] > 0
+    # Per-sample predictions and trading dates, so the report pairs models and resamples dates.
+    run = metrics["runs"]["mman"]["1"]["test"]
+    assert len(run["predictions"]) == len(run["targets"]) == len(metrics["test_units"]["date"]) == metrics["n_test"]
+    trades = json.loads((wd / "results/mman/backtest.json").read_text())
+    assert set(trades["fills"]) == {"next_open", "same_close"} and trades["settings"]["fill"] == "next_open"
+    c2 = next(c for c in claims["claims"] if c["id"] == "C2")
+    assert [r["verdict"] in VERDICTS for r in c2["by_setting"]] == [True, True]
     bench = wd / "benchmarks/mman"
     assert (bench / "text.tsv").is_file() and (bench / "evaluate.tsv").is_file()
     assert list(bench.glob("train_mman_s*.tsv")) and list(bench.glob("baseline_*_s*.tsv"))

@@ -201,6 +201,7 @@ rule mman_report:
         samples=f"{MMAN_DATA}/samples.npz",
         figures=rules.mman_figures.output,
         archive=MMAN_ARCHIVE,
+        verdict_history=verdict_history("mman"),
     output:
         html="results/mman/report.html",
         claims="results/mman/claims.json",

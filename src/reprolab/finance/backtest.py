@@ -3,6 +3,12 @@
 Metrics follow StockNet (Xu & Cohen 2018, ``src/metrics.py``): accuracy and the Matthews
 correlation coefficient. MCC is undefined when a model predicts one class only; it is reported
 as 0 and flagged (card Sec. 7).
+
+The backtest takes the return each position earns as an input, so the same rule runs under
+two fills (:data:`FILLS`): ``next_open`` (a decision taken at a close with the posts published
+up to that close is executed at the next open and held to the following open: realistic) and
+``same_close`` (executed at the decision's own close and held close to close: optimistic, as it
+trades at a price that was already known when the last post used was read).
 """
 
 from __future__ import annotations
@@ -10,6 +16,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+#: Fills of the backtest: the realistic one first. Each names the samples field with its returns.
+FILLS: dict[str, str] = {"next_open": "next_open_return", "same_close": "next_return"}
 
 
 def mcc_from_counts(tp: np.ndarray, tn: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
@@ -35,44 +44,10 @@ def classification_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
     }
 
 
-def bootstrap_differences(
-    y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, reps: int, rng: np.random.Generator
-) -> dict[str, np.ndarray]:
-    """Paired bootstrap over test samples of the seed-mean accuracy and MCC differences of two models.
-
-    Parameters
-    ----------
-    y
-        ``[N]`` labels.
-    pred_a, pred_b
-        ``[S_a, N]`` and ``[S_b, N]`` predictions of the seeds of two models on the same samples.
-    reps
-        Bootstrap resamples (each draws ``N`` samples with replacement, the same for both models).
-
-    Returns
-    -------
-    dict
-        ``accuracy`` and ``mcc``: ``[reps]`` differences ``a - b``.
-    """
-    n = len(y)
-    weights = rng.multinomial(n, np.full(n, 1.0 / n), size=reps).astype(np.float64)  # [R, N]
-    y1 = (np.asarray(y) == 1).astype(np.float64)
-
-    def scores(pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        p1 = np.atleast_2d(pred).astype(np.float64)
-        tp, fp = weights @ (p1 * y1).T, weights @ (p1 * (1 - y1)).T
-        fn, tn = weights @ ((1 - p1) * y1).T, weights @ ((1 - p1) * (1 - y1)).T
-        return ((tp + tn) / n).mean(1), mcc_from_counts(tp, tn, fp, fn).mean(1)
-
-    acc_a, mcc_a = scores(pred_a)
-    acc_b, mcc_b = scores(pred_b)
-    return {"accuracy": acc_a - acc_b, "mcc": mcc_a - mcc_b}
-
-
 def backtest(
     dates: np.ndarray,
     stock: np.ndarray,
-    next_return: np.ndarray,
+    returns: np.ndarray,
     pred: np.ndarray,
     cost_bps: float,
     mode: str = "long_short",
@@ -80,36 +55,41 @@ def backtest(
     """Daily equal-weight portfolio that follows the predictions, with proportional costs.
 
     On each trading day (the day after the anchor), every stock with a prediction is held long
-    (predicted up) or short (predicted down; flat in ``long_only`` mode) from the previous close
-    to that day's close. The day's return is the mean over those stocks of ``position x movement``;
-    costs of ``cost_bps`` basis points are charged on the mean absolute change of position
-    (turnover), including the opening trades.
+    (predicted up) or short (predicted down; flat in ``long_only`` mode) and earns ``returns``
+    (close to close for the ``same_close`` fill, open to open for ``next_open``). The day's
+    return is the mean over those stocks of ``position x return``; costs of ``cost_bps`` basis
+    points are charged on the mean absolute change of position (turnover), including the opening
+    trades. A stock whose return is NaN (no later price to exit at) is not traded that day.
 
     Parameters
     ----------
     dates
         ``[N]`` trading day of each prediction (``datetime64[D]`` or int days).
-    stock, next_return, pred
-        ``[N]`` stock index, that day's close-to-close movement, predicted class (0 / 1).
+    stock, returns, pred
+        ``[N]`` stock index, the return the position earns, predicted class (0 / 1).
 
     Returns
     -------
     dict
         ``days``, ``daily_return``, ``equity`` (cumulative, starting at 1 before the first day),
         ``cumulative_return``, ``trades`` (position changes), ``hit_rate`` (fraction of non-flat
-        positions with the sign of the movement), ``sharpe`` (annualised, 252 days).
+        positions with the sign of the return), ``sharpe`` (annualised, 252 days), ``untraded``
+        (predictions without a return).
     """
     if mode not in ("long_short", "long_only"):
         raise ValueError(f"papers.mman.backtest.mode {mode!r}: use long_short or long_only")
-    pos = np.where(pred == 1, 1.0, -1.0 if mode == "long_short" else 0.0)
+    returns = np.asarray(returns, dtype=np.float64)
+    filled = ~np.isnan(returns)
     day_values, day = np.unique(np.asarray(dates).astype(np.int64), return_inverse=True)
     stocks, s = np.unique(stock, return_inverse=True)
+    day, s, returns, pred = day[filled], s[filled], returns[filled], np.asarray(pred)[filled]
+    pos = np.where(pred == 1, 1.0, -1.0 if mode == "long_short" else 0.0)
     grid = np.zeros((len(day_values), len(stocks)))
     active = np.zeros_like(grid, dtype=bool)
     grid[day, s] = pos
     active[day, s] = True
     ret = np.zeros_like(grid)
-    ret[day, s] = next_return
+    ret[day, s] = returns
     n_active = np.maximum(active.sum(1), 1)
     gross = (grid * ret).sum(1) / n_active
     prev = np.vstack([np.zeros((1, grid.shape[1])), grid[:-1]])
@@ -127,6 +107,7 @@ def backtest(
         "trades": int((np.abs(grid - prev) > 0).sum()),
         "hit_rate": float(hits.sum() / max(nonflat.sum(), 1)),
         "sharpe": float(np.sqrt(252) * daily.mean() / std) if std > 0 else 0.0,
+        "untraded": int((~filled).sum()),
         "cost_bps": cost_bps,
         "mode": mode,
     }

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from reprolab.core.io import read_json, write_json
-from reprolab.finance.backtest import backtest, bootstrap_differences, classification_metrics
+from reprolab.finance.backtest import FILLS, backtest, classification_metrics
 from reprolab.finance.stocknet import CREDIBILITY_FEATURES, load_samples
 from reprolab.report import (
     Claim,
@@ -23,7 +24,16 @@ from reprolab.report import (
     save_figure,
 )
 from reprolab.report.figures import PALETTE
-from reprolab.report.stats import mean_std as _mean_std
+from reprolab.report.stats import (
+    Comparison,
+    Verdict,
+    mean_std,
+    metric_comparison,
+    paired_comparison,
+    per_sample,
+    stack_runs,
+    superiority,
+)
 
 META = PaperMeta(
     id="mman",
@@ -107,7 +117,14 @@ def run_evaluation(
     out_metrics: str,
     out_backtest: str,
 ) -> None:
-    """The ``mman_evaluate`` rule: metrics per run and model, paired comparisons, backtests."""
+    """The ``mman_evaluate`` rule: metrics per run and model with per-sample predictions, backtests.
+
+    ``metrics.json`` holds, per model and seed, the dev and test metrics and the test
+    predictions of every sample (:func:`reprolab.report.stats.per_sample`, in the order of
+    ``test_units``), and per test sample its row and trading date, so the report pairs models on
+    samples and seeds and resamples trading dates. ``backtest.json`` holds the daily returns of
+    every run under each fill of :data:`reprolab.finance.backtest.FILLS`.
+    """
     samples = load_samples(samples_path)
     preds = _load_predictions(prediction_paths)
     label, split = samples["label"], samples["split"]
@@ -115,80 +132,63 @@ def run_evaluation(
         "dev": np.flatnonzero((split == 1) & (label >= 0)),
         "test": np.flatnonzero((split == 2) & (label >= 0)),
     }
-    trade_rows = np.flatnonzero(samples["tradable"])
     runs: dict[str, dict[str, Any]] = {}
-    test_preds: dict[str, np.ndarray] = {}
-    trades: dict[str, dict[str, Any]] = {}
-    bt = settings["backtest"]
     for model, seeds in preds.items():
-        runs[model], trades[model] = {}, {}
-        test_preds[model] = np.stack([_aligned(seeds[s], rows["test"]) for s in sorted(seeds)])
+        runs[model] = {}
         for seed, pred in sorted(seeds.items()):
             runs[model][str(seed)] = {
                 name: classification_metrics(label[r], _aligned(pred, r)) for name, r in rows.items()
             }
-            trades[model][str(seed)] = backtest(
-                samples["next_date"][trade_rows],
-                samples["stock"][trade_rows],
-                samples["next_return"][trade_rows],
-                _aligned(pred, trade_rows),
-                bt["cost_bps"],
-                bt["mode"],
-            )
-    summary = {model: _summarise(r) for model, r in runs.items()}
-    rng = np.random.default_rng(0)
-    comparisons = {}
-    if "mman" in test_preds:
-        for other, pred_other in test_preds.items():
-            if other == "mman":
-                continue
-            boot = bootstrap_differences(
-                label[rows["test"]], test_preds["mman"], pred_other, settings["bootstrap"], rng
-            )
-            comparisons[other] = _comparison(summary["mman"], summary[other], boot)
+            runs[model][str(seed)]["test"].update(per_sample(_aligned(pred, rows["test"]), label[rows["test"]]))
     metrics = {
         "n_test": len(rows["test"]),
         "n_dev": len(rows["dev"]),
         "test_up_fraction": float(label[rows["test"]].mean()),
-        "runs": runs,
-        "summary": summary,
-        "comparisons": comparisons,
-    }
-    if "mman" in summary:
-        s = summary["mman"]
-        metrics["mcc_bar"] = {
-            "mean": s["test_mcc"],
-            "std": s["test_mcc_std"],
-            "n_seeds": s["n_seeds"],
-            "met": bool(s["test_mcc"] - s["test_mcc_std"] > 0 and s["n_seeds"] > 1),
-        }
-    hold = backtest(
-        samples["next_date"][trade_rows],
-        samples["stock"][trade_rows],
-        samples["next_return"][trade_rows],
-        np.ones(len(trade_rows), dtype=np.int8),
-        bt["cost_bps"],
-        "long_only",
-    )
-    write_json(out_metrics, metrics)
-    write_json(
-        out_backtest,
-        {
-            "runs": trades,
-            "summary": {m: _summarise_trades(t) for m, t in trades.items()},
-            "buy_and_hold": hold,
-            "comparisons": _trade_comparisons(trades),
-            "n_positions": len(trade_rows),
-            "settings": bt,
+        "test_units": {
+            "rows": rows["test"].tolist(),
+            "date": _iso(samples["resolve_date"][rows["test"]]),
         },
-    )
+        "runs": runs,
+        "summary": {model: _summarise(r) for model, r in runs.items()},
+    }
+    write_json(out_metrics, metrics)
+    write_json(out_backtest, run_backtests(samples, preds, settings["backtest"]))
+
+
+def _iso(days: np.ndarray) -> list[str]:
+    return np.asarray(days).astype("datetime64[D]").astype(str).tolist()
+
+
+def run_backtests(
+    samples: dict[str, np.ndarray], preds: dict[str, dict[int, dict[str, np.ndarray]]], bt: dict[str, Any]
+) -> dict[str, Any]:
+    """Every model and seed under every fill, equal-weight buy and hold, on the test period's trading days."""
+    trade_rows = np.flatnonzero(samples["tradable"])
+    dates, stock = samples["next_date"][trade_rows], samples["stock"][trade_rows]
+    fills = {}
+    for fill, field in FILLS.items():
+        returns = samples[field][trade_rows]
+        runs = {
+            model: {
+                str(seed): backtest(dates, stock, returns, _aligned(p, trade_rows), bt["cost_bps"], bt["mode"])
+                for seed, p in sorted(seeds.items())
+            }
+            for model, seeds in preds.items()
+        }
+        hold = backtest(dates, stock, returns, np.ones(len(trade_rows), np.int8), bt["cost_bps"], "long_only")
+        fills[fill] = {
+            "runs": runs,
+            "summary": {m: _summarise_trades(t) for m, t in runs.items()},
+            "buy_and_hold": hold,
+        }
+    return {"fills": fills, "n_positions": len(trade_rows), "settings": bt}
 
 
 def _summarise(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"n_seeds": len(runs)}
     for part in ("dev", "test"):
         for metric in ("accuracy", "mcc"):
-            m, s = _mean_std([r[part][metric] for r in runs.values()])
+            m, s = mean_std([r[part][metric] for r in runs.values()])
             out[f"{part}_{metric}"], out[f"{part}_{metric}_std"] = m, s
     out["one_class_runs"] = int(sum(r["test"]["one_class"] for r in runs.values()))
     out["test_confusion"] = np.sum([r["test"]["confusion"] for r in runs.values()], axis=0).tolist()
@@ -196,21 +196,9 @@ def _summarise(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _comparison(a: dict[str, Any], b: dict[str, Any], boot: dict[str, np.ndarray]) -> dict[str, float]:
-    """Difference of seed means and its noise: two standard errors from test resampling and seeds."""
-    out = {}
-    for metric in ("accuracy", "mcc"):
-        seed_se = math.sqrt(
-            a[f"test_{metric}_std"] ** 2 / a["n_seeds"] + b[f"test_{metric}_std"] ** 2 / b["n_seeds"]
-        )
-        out[f"{metric}_diff"] = a[f"test_{metric}"] - b[f"test_{metric}"]
-        out[f"{metric}_noise"] = 2 * math.sqrt(float(boot[metric].std(ddof=1)) ** 2 + seed_se**2)
-    return out
-
-
 def _summarise_trades(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    cum = _mean_std([r["cumulative_return"] for r in runs.values()])
-    hit = _mean_std([r["hit_rate"] for r in runs.values()])
+    cum = mean_std([r["cumulative_return"] for r in runs.values()])
+    hit = mean_std([r["hit_rate"] for r in runs.values()])
     daily = np.mean([r["daily_return"] for r in runs.values()], axis=0)
     return {
         "cumulative_return": cum[0],
@@ -222,25 +210,9 @@ def _summarise_trades(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "mean_daily_return": daily.tolist(),
         "mean_equity": np.cumprod(1 + daily).tolist(),
         "days": next(iter(runs.values()))["days"],
+        "untraded": int(max(r["untraded"] for r in runs.values())),
         "n_seeds": len(runs),
     }
-
-
-def _trade_comparisons(trades: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """MMAN minus each model: summed daily return difference and two standard errors of that sum."""
-    if "mman" not in trades:
-        return {}
-    base = np.mean([r["daily_return"] for r in trades["mman"].values()], axis=0)
-    out = {}
-    for model, runs in trades.items():
-        if model == "mman":
-            continue
-        diff = base - np.mean([r["daily_return"] for r in runs.values()], axis=0)
-        out[model] = {
-            "sum_diff": float(diff.sum()),
-            "noise": float(2 * diff.std(ddof=1) * math.sqrt(len(diff))) if len(diff) > 1 else 0.0,
-        }
-    return out
 
 
 # --------------------------------------------------------------------------- figures
@@ -289,12 +261,12 @@ def _results(metrics: dict[str, Any], path: str) -> None:
 
 
 def _equity(trades: dict[str, Any], path: str) -> None:
+    fill = trades["settings"]["fill"]
+    res = trades["fills"][fill]
     fig, axes = figure(width=7.0, height=3.6)
     ax = axes[0, 0]
-    hold = trades["buy_and_hold"]
-    days = np.array(hold["days"], dtype="datetime64[D]")
-    for model in _ordered(trades["summary"]):
-        s = trades["summary"][model]
+    for model in _ordered(res["summary"]):
+        s = res["summary"][model]
         ax.plot(
             np.array(s["days"], dtype="datetime64[D]"),
             100 * (np.array(s["mean_equity"]) - 1),
@@ -302,8 +274,20 @@ def _equity(trades: dict[str, Any], path: str) -> None:
             lw=2.0 if model == "mman" else 1.0,
             label=NAMES.get(model, model),
         )
+    for other, res_other in trades["fills"].items():
+        if other != fill and "mman" in res_other["summary"]:
+            s = res_other["summary"]["mman"]
+            ax.plot(
+                np.array(s["days"], dtype="datetime64[D]"),
+                100 * (np.array(s["mean_equity"]) - 1),
+                color=_colour("mman"),
+                lw=1.0,
+                ls=":",
+                label=f"MMAN, {FILL_LABELS[other]}",
+            )
+    hold = res["buy_and_hold"]
     ax.plot(
-        days,
+        np.array(hold["days"], dtype="datetime64[D]"),
         100 * (np.array(hold["equity"]) - 1),
         color="black",
         ls="--",
@@ -312,7 +296,7 @@ def _equity(trades: dict[str, Any], path: str) -> None:
     )
     ax.set(
         ylabel="cumulative return (%)",
-        title=f"Test-period trading, {trades['settings']['mode']}, "
+        title=f"Test-period trading, {trades['settings']['mode']}, {FILL_LABELS[fill]}, "
         f"{trades['settings']['cost_bps']:g} bp costs (mean daily return over seeds)",
     )
     ax.legend(fontsize=7, ncol=2)
@@ -429,14 +413,151 @@ def _confusion(metrics: dict[str, Any], path: str) -> None:
 
 # --------------------------------------------------------------------------- claims and report
 
+#: Comparators of C1, in the order of the claims table.
+COMPARATORS: tuple[str, ...] = ("oH", "oC", "nH", "nA", "price_lr", "text_lr", "rf_bow", "majority")
+#: MCC differences are shown in hundredths (the stats layer prints one decimal).
+MCC_SCALE, MCC_UNIT = 100.0, " MCC points (1 point = 0.01 MCC)"
+#: Daily return differences in basis points per trading day.
+RETURN_SCALE, RETURN_UNIT = 1e4, " bp/day"
+FILL_LABELS = {"next_open": "next-open fill (realistic)", "same_close": "same-close fill (optimistic)"}
 
-def _verdict(diffs: list[tuple[float, float]]) -> str:
-    """supported: every difference above its noise; not supported: one below minus its noise; else inconclusive."""
-    if all(d > n for d, n in diffs):
-        return "supported"
-    if any(d < -n for d, n in diffs):
-        return "not supported"
-    return "inconclusive"
+
+@dataclass(frozen=True)
+class ScoredSamples:
+    """The labelled test samples every model is scored on, as the report pairs them.
+
+    Attributes
+    ----------
+    y
+        ``[n]`` labels (1 = up).
+    dates
+        ``[n]`` trading date on which each label resolves: the unit of resampling, since the
+        stocks of one day move together.
+    preds
+        ``{model: [n_seeds, n]}`` predicted classes, seeds in the same order for every model.
+    """
+
+    y: np.ndarray
+    dates: np.ndarray
+    preds: dict[str, np.ndarray]
+
+
+def scored_samples(metrics: dict[str, Any]) -> ScoredSamples:
+    """The :class:`ScoredSamples` stored by :func:`run_evaluation` in ``metrics.json``."""
+    preds, targets = {}, None
+    for model, runs in metrics["runs"].items():
+        records = [runs[s]["test"] for s in sorted(runs, key=int)]
+        preds[model], y = stack_runs(records)
+        if targets is not None and not np.array_equal(targets, y):
+            raise ValueError(f"metrics.json: model {model} was scored on other test samples; rerun mman_evaluate")
+        targets = y
+    return ScoredSamples(np.asarray(targets), np.asarray(metrics["test_units"]["date"]), preds)
+
+
+def all_of(parts: dict[str, Verdict]) -> Verdict:
+    """A claim made of several parts: supported when every part is, not supported when one is not."""
+    kinds = [v.verdict for v in parts.values()]
+    if all(k == "supported" for k in kinds):
+        verdict = "supported"
+    elif "not supported" in kinds:
+        verdict = "not supported"
+    else:
+        verdict = "inconclusive"
+    return Verdict(verdict, " ".join(f"{name}: {v.reason}" for name, v in parts.items()))
+
+
+def classification_comparisons(
+    y: np.ndarray, dates: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, n_boot: int
+) -> dict[str, Comparison]:
+    """Accuracy and MCC of A minus B, paired on test samples and seeds, noise resampled by trading date.
+
+    Accuracy: :func:`~reprolab.report.stats.paired_comparison` of per-sample correctness,
+    clustered by date. MCC: :func:`~reprolab.report.stats.metric_comparison` with a bootstrap
+    over dates. Both add the seed-to-seed spread of the difference.
+
+    Parameters
+    ----------
+    y, dates
+        ``[n]`` labels and trading dates.
+    pred_a, pred_b
+        ``[n_seeds, n]`` predictions of the two models (row ``s`` of both: seed ``s``).
+    n_boot
+        Bootstrap resamples of dates for the MCC.
+    """
+    correct_a = (np.atleast_2d(pred_a) == y).astype(float)
+    correct_b = (np.atleast_2d(pred_b) == y).astype(float)
+    return {
+        "accuracy": paired_comparison(correct_a, correct_b, binary=True, groups=dates),
+        "mcc": metric_comparison(y, pred_a, pred_b, "mcc", groups=dates, n_boot=n_boot, n_classes=2),
+    }
+
+
+def beats_verdict(cmps: dict[str, Comparison], min_effect: dict[str, float]) -> Verdict:
+    """"A has higher accuracy and MCC than B": both differences above 0 (and not below the smallest effect)."""
+    return all_of(
+        {
+            "accuracy": superiority(cmps["accuracy"], min_effect["accuracy"]),
+            "MCC": superiority(cmps["mcc"], min_effect["mcc"], scale=MCC_SCALE, unit=MCC_UNIT),
+        }
+    )
+
+
+def majority_rate(y: np.ndarray) -> float:
+    """Accuracy of the best constant guess on these labels (the majority-class rate)."""
+    return float(max(np.mean(y), 1 - np.mean(y)))
+
+
+def signal_verdict(
+    y: np.ndarray, dates: np.ndarray, pred: np.ndarray, min_effect: dict[str, float], n_boot: int
+) -> tuple[Verdict, dict[str, Comparison]]:
+    """Does a model beat a constant guess? MCC above 0 and accuracy above the majority-class rate.
+
+    MCC: :func:`~reprolab.report.stats.metric_comparison` against the constant prediction of
+    the majority class (MCC 0 on every resample), bootstrapping trading dates. Accuracy: like
+    :func:`~reprolab.report.stats.above_chance` with the test set's majority-class rate as the
+    chance level, but with the noise of the per-sample correctness clustered by trading date
+    (:func:`~reprolab.report.stats.paired_comparison` against the constant rate). Both add the
+    seed spread.
+    """
+    pred = np.atleast_2d(pred)
+    correct = (pred == y).astype(float)
+    constant = np.full_like(pred, int(np.mean(y) >= 0.5))
+    cmps = {
+        "accuracy": paired_comparison(correct, np.full_like(correct, majority_rate(y)), binary=True, groups=dates),
+        "mcc": metric_comparison(y, pred, constant, "mcc", groups=dates, n_boot=n_boot, n_classes=2),
+    }
+    return beats_verdict(cmps, min_effect), cmps
+
+
+def trading_verdict(
+    daily: dict[str, np.ndarray], model: str, min_effect: float
+) -> tuple[Verdict, dict[str, Comparison]]:
+    """"The rule earns more on ``model``'s predictions than on every other model's".
+
+    Parameters
+    ----------
+    daily
+        ``{model: [n_seeds, n_days]}`` daily portfolio returns on the same trading days.
+    model
+        The model of the claim.
+    min_effect
+        Smallest daily return difference of interest.
+
+    Returns
+    -------
+    verdict, comparisons
+        Supported when the daily return difference to every other model lies above 0 (paired on
+        days and seeds), not supported when one lies below ``min_effect``.
+    """
+    cmps = {
+        other: paired_comparison(daily[model], d, binary=False)
+        for other, d in daily.items()
+        if other != model
+    }
+    parts = {
+        NAMES.get(o, o): superiority(c, min_effect, scale=RETURN_SCALE, unit=RETURN_UNIT) for o, c in cmps.items()
+    }
+    return all_of(parts), cmps
 
 
 def _fmt(s: dict[str, Any], metric: str) -> str:
@@ -445,12 +566,19 @@ def _fmt(s: dict[str, Any], metric: str) -> str:
     return f"{s['test_mcc']:.4f} +- {s['test_mcc_std']:.4f}"
 
 
+def _diffs(cmps: dict[str, Comparison]) -> str:
+    acc, mcc = cmps["accuracy"], cmps["mcc"]
+    return (
+        f"accuracy {100 * acc.estimate:+.2f} points (95 % CI {100 * acc.low:+.2f} to {100 * acc.high:+.2f}), "
+        f"MCC {mcc.estimate:+.4f} (95 % CI {mcc.low:+.4f} to {mcc.high:+.4f})"
+    )
+
+
 def claims_from(
-    metrics: dict[str, Any], trades: dict[str, Any], scale: str, evidence: list[str]
+    metrics: dict[str, Any], trades: dict[str, Any], settings: dict[str, Any], scale: str, evidence: list[str]
 ) -> list[Claim]:
-    """C1 (one row per comparator), C2 (trading), C3 (MCC above zero by more than its spread)."""
-    claims: list[Claim] = []
-    summary, comps = metrics["summary"], metrics.get("comparisons", {})
+    """C1 (one row per comparator), C2 (trading, judged at the configured fill), C3 (MMAN beats a constant guess)."""
+    summary = metrics["summary"]
     if "mman" not in summary:
         return [
             Claim(
@@ -463,137 +591,190 @@ def claims_from(
                 scale=scale,
             )
         ]
-    mm = summary["mman"]
-    n_seeds = mm["n_seeds"]
-    for other in ("oH", "oC", "nH", "nA", "price_lr", "text_lr", "rf_bow", "majority"):
-        if other not in comps:
-            continue
-        c = comps[other]
-        paper = PAPER_TABLE2.get(other)
-        paper_value = (
+    test = scored_samples(metrics)
+    min_effect, n_boot = settings["claims"]["min_effect"], settings["bootstrap"]
+    claims = [
+        _beats_claim(other, test, summary, min_effect, n_boot, metrics["n_test"], scale, evidence)
+        for other in COMPARATORS
+        if other in test.preds
+    ]
+    if "mman" in trades["fills"][settings["backtest"]["fill"]]["runs"]:
+        claims.append(_trading_claim(trades, settings, scale, evidence))
+    claims.append(_signal_claim(test, summary["mman"], min_effect, n_boot, scale, evidence))
+    return claims
+
+
+def _min_effect_note(min_effect: dict[str, float]) -> str:
+    return (
+        f"Smallest effects of interest (config papers.mman.claims.min_effect): accuracy "
+        f"{100 * min_effect['accuracy']:g} points, MCC {min_effect['mcc']:g}."
+    )
+
+
+def _beats_claim(
+    other: str,
+    test: ScoredSamples,
+    summary: dict[str, Any],
+    min_effect: dict[str, float],
+    n_boot: int,
+    n_test: int,
+    scale: str,
+    evidence: list[str],
+) -> Claim:
+    cmps = classification_comparisons(test.y, test.dates, test.preds["mman"], test.preds[other], n_boot)
+    v = beats_verdict(cmps, min_effect)
+    paper = PAPER_TABLE2.get(other)
+    mm, ot = summary["mman"], summary[other]
+    return Claim(
+        id=f"C1-{other}",
+        statement=f"MMAN has higher test accuracy and MCC than {NAMES[other]}.",
+        paper_value=(
             f"MMAN {PAPER_TABLE2['mman'][0]:.2f} % / {PAPER_TABLE2['mman'][1]:.4f} vs "
             f"{NAMES[other]} {paper[0]:.2f} % / {paper[1]:.4f} (Xueqiu data)"
             if paper
             else "not reported (project baseline)"
-        )
-        claims.append(
-            Claim(
-                id=f"C1-{other}",
-                statement=f"MMAN has higher test accuracy and MCC than {NAMES[other]}.",
-                paper_value=paper_value,
-                paper_label=PAPER_LABEL if paper else "",
-                measured=(
-                    f"MMAN {_fmt(mm, 'accuracy')}, MCC {_fmt(mm, 'mcc')}; {NAMES[other]} {_fmt(summary[other], 'accuracy')}, "
-                    f"MCC {_fmt(summary[other], 'mcc')} (differences {100 * c['accuracy_diff']:+.2f} points, "
-                    f"{c['mcc_diff']:+.4f}; {n_seeds} seeds, {metrics['n_test']} test samples)"
-                ),
-                verdict=_verdict(
-                    [(c["accuracy_diff"], c["accuracy_noise"]), (c["mcc_diff"], c["mcc_noise"])]
-                ),
-                scale=scale,
-                evidence=evidence,
-                note=(
-                    f"Noise = two standard errors (paired bootstrap over test samples and seed spread): "
-                    f"{100 * c['accuracy_noise']:.2f} points of accuracy, {c['mcc_noise']:.4f} MCC. Supported only if both "
-                    "differences exceed their noise; not supported if either is below minus its noise."
-                ),
-            )
-        )
-    ts, tc = trades["summary"], trades.get("comparisons", {})
-    if "mman" in ts:
-        m = ts["mman"]
-        others = [o for o in tc if o != "mman"]
-        diffs = [(tc[o]["sum_diff"], tc[o]["noise"]) for o in others]
-        hold = trades["buy_and_hold"]["cumulative_return"]
-        best = max(others, key=lambda o: ts[o]["cumulative_return"]) if others else None
-        claims.append(
-            Claim(
-                id="C2",
-                statement="A simple trading rule earns more on MMAN's predictions than on the other models' predictions.",
-                paper_value="9.13 % trading profit (virtual trading, Jan-Mar 2021, +2 % take-profit rule)",
-                paper_label="verified: arXiv abstract",
-                measured=(
-                    f"MMAN {100 * m['cumulative_return']:+.2f} +- {100 * m['cumulative_return_std']:.2f} % over the test period "
-                    f"(hit rate {100 * m['hit_rate']:.1f} %); best other: {NAMES.get(best, best)} "
-                    f"{100 * ts[best]['cumulative_return']:+.2f} %; buy and hold {100 * hold:+.2f} %"
-                    if best
-                    else f"MMAN {100 * m['cumulative_return']:+.2f} %"
-                ),
-                verdict=_verdict(diffs) if diffs else "not tested",
-                scale=scale,
-                evidence=evidence,
-                note=(
-                    f"Daily equal-weight {trades['settings']['mode']} on every test-period trading day with a prediction, "
-                    f"{trades['settings']['cost_bps']:g} bp per unit turnover; the paper's +2 % take-profit rule needs "
-                    "intraday prices and is not used. Noise: two standard errors of the summed daily return difference."
-                ),
-            )
-        )
-    bar = metrics["mcc_bar"]
-    claims.append(
-        Claim(
-            id="C3",
-            statement="MMAN's test MCC is above zero by more than its spread over seeds (the issue's bar).",
-            paper_value=f"MCC {PAPER_TABLE2['mman'][1]:.4f} (Xueqiu data)",
-            paper_label=PAPER_LABEL,
-            measured=f"MCC {bar['mean']:.4f} +- {bar['std']:.4f} ({bar['n_seeds']} seeds)",
-            verdict="supported" if bar["met"] else ("not supported" if bar["mean"] <= 0 else "inconclusive"),
-            scale=scale,
-            evidence=evidence,
-            note=(
-                "Supported if mean - std > 0 with at least two seeds; the spread is the standard deviation over "
-                "seeds."
-                + (
-                    f" Test-set sampling adds more: two standard errors of MMAN's MCC (paired bootstrap against the "
-                    f"constant majority prediction, plus seeds) are {comps['majority']['mcc_noise']:.4f}, so an MCC "
-                    f"{'below' if bar['mean'] < comps['majority']['mcc_noise'] else 'above'} that is "
-                    f"{'within' if bar['mean'] < comps['majority']['mcc_noise'] else 'outside'} the noise of "
-                    f"{metrics['n_test']} test samples."
-                    if "majority" in comps
-                    else ""
-                )
-            ),
-        )
+        ),
+        paper_label=PAPER_LABEL if paper else "",
+        measured=(
+            f"MMAN {_fmt(mm, 'accuracy')}, MCC {_fmt(mm, 'mcc')}; {NAMES[other]} {_fmt(ot, 'accuracy')}, "
+            f"MCC {_fmt(ot, 'mcc')} (mean +- std over seeds). MMAN minus {NAMES[other]}: {_diffs(cmps)}; "
+            f"{n_test} test samples on {cmps['mcc'].n_units} trading dates, {mm['n_seeds']} seeds"
+        ),
+        verdict=v.verdict,
+        scale=scale,
+        evidence=evidence,
+        note=(
+            "Supported when both differences lie above 0; not supported when either lies below its smallest effect "
+            "of interest. Paired on the same test samples and seeds; test-set noise resampled by trading date (the "
+            "stocks of one day move together), plus the seed spread. "
+            + _min_effect_note(min_effect)
+            + " "
+            + v.reason
+        ),
     )
-    return claims
+
+
+def _signal_claim(
+    test: ScoredSamples,
+    mm: dict[str, Any],
+    min_effect: dict[str, float],
+    n_boot: int,
+    scale: str,
+    evidence: list[str],
+) -> Claim:
+    v, cmps = signal_verdict(test.y, test.dates, test.preds["mman"], min_effect, n_boot)
+    rate = majority_rate(test.y)
+    return Claim(
+        id="C3",
+        statement=(
+            "MMAN's predictions beat a constant guess: its test MCC is above 0 and its accuracy above the "
+            "majority-class rate, beyond seed and test-set noise."
+        ),
+        paper_value=f"MCC {PAPER_TABLE2['mman'][1]:.4f}, accuracy {PAPER_TABLE2['mman'][0]:.2f} % (Xueqiu data)",
+        paper_label=PAPER_LABEL,
+        measured=(
+            f"MMAN MCC {_fmt(mm, 'mcc')}, accuracy {_fmt(mm, 'accuracy')} (mean +- std over {mm['n_seeds']} "
+            f"seeds) vs majority-class rate {100 * rate:.2f} %. MMAN minus the reference: {_diffs(cmps)}"
+        ),
+        verdict=v.verdict,
+        scale=scale,
+        evidence=evidence,
+        note=(
+            "References: MCC 0 (the constant prediction of the test set's majority class) and the test set's "
+            "majority-class rate as a fixed chance level. MCC: bootstrap over trading dates plus seed spread; "
+            "accuracy: per-sample correctness clustered by trading date, plus seed spread. Supported only if both "
+            "lie above their reference (the paired comparison with the trained majority-class baseline is C1-majority). "
+            + _min_effect_note(min_effect)
+            + " "
+            + v.reason
+        ),
+    )
+
+
+def _trading_claim(trades: dict[str, Any], settings: dict[str, Any], scale: str, evidence: list[str]) -> Claim:
+    chosen, min_effect = settings["backtest"]["fill"], settings["claims"]["min_effect"]["daily_return"]
+    verdicts, rows = {}, []
+    for fill, res in trades["fills"].items():
+        daily = {m: np.array([r["daily_return"] for _, r in sorted(runs.items(), key=lambda kv: int(kv[0]))])
+                 for m, runs in res["runs"].items()}
+        verdicts[fill], _ = trading_verdict(daily, "mman", min_effect)
+        rows.append(
+            {
+                "setting": FILL_LABELS[fill] + (", pre-registered" if fill == chosen else ""),
+                "measured": _trading_measured(res),
+                "verdict": verdicts[fill].verdict,
+            }
+        )
+    res = trades["fills"][chosen]
+    bt = trades["settings"]
+    return Claim(
+        id="C2",
+        statement="A simple trading rule earns more on MMAN's predictions than on the other models' predictions.",
+        paper_value="9.13 % trading profit (virtual trading, Jan-Mar 2021, +2 % take-profit rule)",
+        paper_label="verified: arXiv abstract",
+        measured=_trading_measured(res) + f" ({FILL_LABELS[chosen]})",
+        verdict=verdicts[chosen].verdict,
+        scale=scale,
+        evidence=evidence,
+        by_setting=rows,
+        note=(
+            f"Daily equal-weight {bt['mode']} on every test-period trading day with a prediction, {bt['cost_bps']:g} bp "
+            f"per unit turnover. Judged with the fill of config papers.mman.backtest.fill ({chosen}): a decision taken "
+            "at a close, with the posts published up to that close, is executed at the next open and held to the "
+            "following open. The same-close fill is shown beside it and is optimistic (it trades at a price already "
+            "known when the last post was read); it does not change the verdict. Supported when MMAN's mean daily "
+            "return exceeds every other model's (paired on trading days and seeds); not supported when one difference "
+            f"lies below the smallest effect of interest ({RETURN_SCALE * min_effect:g} bp/day, config "
+            "papers.mman.claims.min_effect.daily_return). The paper's +2 % take-profit rule needs intraday prices and "
+            "is not used. " + verdicts[chosen].reason
+        ),
+    )
+
+
+def _trading_measured(res: dict[str, Any]) -> str:
+    ts, hold = res["summary"], res["buy_and_hold"]["cumulative_return"]
+    m = ts["mman"]
+    others = [o for o in ts if o != "mman"]
+    best = max(others, key=lambda o: ts[o]["cumulative_return"]) if others else None
+    text = (
+        f"MMAN {100 * m['cumulative_return']:+.2f} +- {100 * m['cumulative_return_std']:.2f} % over the test period "
+        f"(hit rate {100 * m['hit_rate']:.1f} %)"
+    )
+    if best:
+        text += f"; best other: {NAMES.get(best, best)} {100 * ts[best]['cumulative_return']:+.2f} %"
+    return text + f"; buy and hold {100 * hold:+.2f} %"
 
 
 def results_table(metrics: dict[str, Any], trades: dict[str, Any]) -> Table:
+    fills = list(trades["fills"])
     rows = []
     for model in _ordered(metrics["summary"]):
-        s, t = metrics["summary"][model], trades["summary"].get(model)
+        s = metrics["summary"][model]
         paper = PAPER_TABLE2.get(model)
-        rows.append(
-            [
-                NAMES.get(model, model),
-                s["n_seeds"],
-                _fmt(s, "accuracy"),
-                _fmt(s, "mcc"),
-                f"{100 * s['dev_accuracy']:.2f} % / {s['dev_mcc']:.4f}",
-                f"{s['one_class_runs']}" + (" (MCC set to 0)" if s["one_class_runs"] else ""),
-                f"{100 * t['cumulative_return']:+.2f} +- {100 * t['cumulative_return_std']:.2f} %"
-                if t
-                else "",
-                f"{t['trades']:.0f}" if t else "",
-                f"{100 * t['hit_rate']:.1f} %" if t else "",
-                f"{paper[0]:.2f} % / {paper[1]:.4f}" if paper else "",
-            ]
-        )
-    hold = trades["buy_and_hold"]
-    rows.append(
-        [
-            "buy and hold (equal weight)",
-            "",
-            "",
-            "",
-            "",
-            "",
-            f"{100 * hold['cumulative_return']:+.2f} %",
-            str(hold["trades"]),
-            f"{100 * hold['hit_rate']:.1f} %",
-            "",
+        row = [
+            NAMES.get(model, model),
+            s["n_seeds"],
+            _fmt(s, "accuracy"),
+            _fmt(s, "mcc"),
+            f"{100 * s['dev_accuracy']:.2f} % / {s['dev_mcc']:.4f}",
+            f"{s['one_class_runs']}" + (" (MCC set to 0)" if s["one_class_runs"] else ""),
         ]
-    )
+        for fill in fills:
+            t = trades["fills"][fill]["summary"].get(model)
+            row.append(
+                f"{100 * t['cumulative_return']:+.2f} +- {100 * t['cumulative_return_std']:.2f} % "
+                f"(hit {100 * t['hit_rate']:.1f} %)"
+                if t
+                else ""
+            )
+        t = trades["fills"][fills[0]]["summary"].get(model)
+        row += [f"{t['trades']:.0f}" if t else "", f"{paper[0]:.2f} % / {paper[1]:.4f}" if paper else ""]
+        rows.append(row)
+    hold_row = ["buy and hold (equal weight)", "", "", "", "", ""]
+    for fill in fills:
+        hold = trades["fills"][fill]["buy_and_hold"]
+        hold_row.append(f"{100 * hold['cumulative_return']:+.2f} % (hit {100 * hold['hit_rate']:.1f} %)")
+    rows.append(hold_row + [str(trades["fills"][fills[0]]["buy_and_hold"]["trades"]), ""])
     return Table(
         title="T1 and T2: test accuracy, MCC and virtual trading per model (mean +- std over seeds)",
         columns=[
@@ -603,16 +784,19 @@ def results_table(metrics: dict[str, Any], trades: dict[str, Any]) -> Table:
             "test MCC",
             "dev accuracy / MCC",
             "one-class runs",
-            "cumulative return",
+            *[f"cumulative return, {FILL_LABELS[f]}" for f in fills],
             "trades",
-            "hit rate",
             "paper Table 2 (Xueqiu, unverified)",
         ],
         rows=rows,
         note=(
-            f"{metrics['n_test']} labelled test samples ({100 * metrics['test_up_fraction']:.1f} % up), "
-            f"{trades['n_positions']} stock-days traded. Weights of each run come from its best dev epoch; the test "
-            "split is never used for selection. The paper's numbers are on different (Xueqiu, Chinese) data."
+            f"{metrics['n_test']} labelled test samples ({100 * metrics['test_up_fraction']:.1f} % up) on "
+            f"{len(set(metrics['test_units']['date']))} trading dates, {trades['n_positions']} stock-days traded. "
+            "Weights of each run come from its best dev epoch; the test split is never used for selection. "
+            "Next-open fill: a decision taken at the close is executed at the next open and held to the following "
+            "open (realistic; the claim is judged on it). Same-close fill: executed at the decision's own close, "
+            "close to close (optimistic: that price was known when the last post was read). The paper's numbers "
+            "are on different (Xueqiu, Chinese) data."
         ),
     )
 
@@ -659,12 +843,14 @@ def write_report(
     global_settings: dict[str, Any],
     out_html: str,
     out_claims: str,
+    verdict_history: str | None = None,
 ) -> None:
-    """The ``mman_report`` rule."""
+    """The ``mman_report`` rule (``verdict_history``: the previous release's verdicts, see
+    :mod:`reprolab.report.history`)."""
     scale = global_settings["scale"]
     metrics, trades = read_json(metrics_path), read_json(backtest_path)
     summary, text_summary = read_json(summary_path), read_json(text_summary_path)
-    claims = claims_from(metrics, trades, scale, [metrics_path, backtest_path])
+    claims = claims_from(metrics, trades, settings, scale, [metrics_path, backtest_path])
     tables = [results_table(metrics, trades)]
     mman_preds = [p for p in prediction_paths if run_name(p)[0] == "mman"]
     if mman_preds:
@@ -676,7 +862,8 @@ def write_report(
     captions = {
         "results.png": "T1: test accuracy and MCC of every model, mean and standard deviation over seeds.",
         "equity.png": "F1: cumulative return of the daily long/short rule on each model's predictions over the test "
-        "period (mean daily return over seeds), against equal-weight buy and hold.",
+        "period (mean daily return over seeds, fill at the next open), against equal-weight buy and hold; dotted: "
+        "MMAN with the optimistic same-close fill.",
         "credibility.png": "F2: relative credibility weight a post receives (1 = uniform over the window) against quintiles "
         "of the poster's point-in-time features, test samples.",
         "confusion.png": "F3: test confusion matrices summed over seeds (fractions of the test samples).",
@@ -690,7 +877,17 @@ def write_report(
         benchmark_dir="benchmarks/mman",
     )
     build_report(
-        META, scale, claims, figures, tables, data_notes, not_reproduced, provenance, out_html, out_claims
+        META,
+        scale,
+        claims,
+        figures,
+        tables,
+        data_notes,
+        not_reproduced,
+        provenance,
+        out_html,
+        out_claims,
+        history=verdict_history,
     )
 
 
@@ -755,6 +952,17 @@ def _data_notes(
         "those calls (stance from a small bullish/bearish lexicon), plus retweet and known-poster flags. They are computed "
         "point-in-time from what was known before the decision and frozen at the start of the dev period."
     )
+    notes.append(
+        "Trading returns: a decision taken at a close is executed at the next open and held to the following open "
+        "(the claim's fill); the open-to-open return is the product of the day's close-to-close movement and the "
+        "ratio of the two opens to their previous closes"
+        + (
+            " (StockNet's preprocessed opens are raw prices over the previous adjusted close, so the ratio is exact)"
+            if settings["dataset"] == "stocknet_demo"
+            else " (a dividend going ex on the holding day counts as return)"
+        )
+        + ". The same-close fill earns the next day's close-to-close movement."
+    )
     enc = text_summary
     notes.append(
         f"Text encoder: {enc['encoder']}"
@@ -801,7 +1009,8 @@ def _not_reproduced(settings: dict[str, Any]) -> list[str]:
         ),
         (
             "The paper's +2 % take-profit trading rule and its per-industry Table 3: the backtest here is a daily "
-            "close-to-close long/short rule with proportional costs."
+            "long/short rule with proportional costs, filled at the next open (and, optimistically, at the "
+            "decision's own close)."
         ),
         "Baselines HAN, StockNet, Adv-LSTM, MHACN and CapTE are not rerun; their published numbers are shown for context.",
     ]

@@ -724,8 +724,10 @@ def build_samples(corpus: Corpus, cfg: SampleConfig) -> dict[str, np.ndarray]:
     dict of arrays
         ``stock``, ``anchor_date``, ``resolve_date`` (``datetime64[D]`` as int days), ``split``
         (-1 none, 0 train, 1 dev, 2 test), ``label`` (-1 dropped by the dead zone), ``label_return``,
-        ``next_return`` (the movement of day ``a + 1``, for trading), ``tradable`` (day ``a + 1`` is in
-        the test period), ``next_date`` (day ``a + 1``), ``price_row`` (row of the anchor in the corpus price table),
+        ``next_return`` (the close-to-close movement of day ``a + 1``: a fill at the decision's own
+        close, optimistic), ``next_open_return`` (open of ``a + 1`` to open of ``a + 2``: a fill at the
+        next open, see :func:`open_to_open_returns`), ``tradable`` (day ``a + 1`` is in the test period),
+        ``next_date`` (day ``a + 1``), ``price_row`` (row of the anchor in the corpus price table),
         ``decision_time``, ``post_ids`` ``[N, P]`` (-1 = padding, oldest first), ``post_age_hours``
         ``[N, P]``, ``credibility`` ``[N, P, F]`` (:data:`CREDIBILITY_FEATURES`).
     """
@@ -769,6 +771,7 @@ def build_samples(corpus: Corpus, cfg: SampleConfig) -> dict[str, np.ndarray]:
         "label": np.where(split[rows] >= 0, labels[rows], -1).astype(np.int8),
         "label_return": ret[rows].astype(np.float32),
         "next_return": np.where(has_next[rows], c.price_feat[nxt[rows], 3], np.nan).astype(np.float32),
+        "next_open_return": open_to_open_returns(c.price_feat, c.price_stock)[rows].astype(np.float32),
         "tradable": tradable[rows],
         "next_date": c.price_date[nxt[rows]].astype(np.int64),
         "price_row": rows.astype(np.int64),
@@ -777,6 +780,42 @@ def build_samples(corpus: Corpus, cfg: SampleConfig) -> dict[str, np.ndarray]:
         "post_age_hours": age.astype(np.float32),
         "credibility": cred.astype(np.float32),
     }
+
+
+def open_to_open_returns(price_feat: np.ndarray, stock: np.ndarray) -> np.ndarray:
+    """Return of holding from the open of day ``a + 1`` to the open of day ``a + 2``, for every row ``a``.
+
+    A decision taken at the close of ``a`` (with the posts published up to that close) can first
+    be executed at the next open, and is held until the next decision is executed, one open
+    later. From the corpus columns (open relative to the previous close, close-to-close movement):
+    ``open[a+2] / open[a+1] = (1 + movement[a+1]) (1 + open_rel[a+2]) / (1 + open_rel[a+1])``.
+    The identity holds for whichever close series the opens are measured against, as long as the
+    movement uses the same one: StockNet's preprocessed opens are raw prices over the previous
+    *adjusted* close (checked on AAPL, 2015-10-01: raw open 109.07 / adjusted close 106.1), and
+    the ratio gives the raw open-to-open return. With :func:`prices_from_ohlcv` (opens over the
+    unadjusted close, movement of the adjusted close) a dividend going ex on day ``a + 1`` is
+    counted in the return.
+
+    Parameters
+    ----------
+    price_feat
+        ``[N, len(PRICE_COLUMNS)]`` price rows grouped by stock, ascending by date.
+    stock
+        ``[N]`` stock index of each row.
+
+    Returns
+    -------
+    np.ndarray
+        ``[N]`` returns; NaN where day ``a + 2`` of the same stock is not in the table.
+    """
+    n = len(stock)
+    out = np.full(n, np.nan)
+    a = np.arange(max(n - 2, 0))
+    a = a[stock[a + 2] == stock[a]]  # rows are grouped by stock, so a + 1 belongs to it too
+    open_rel = price_feat[:, PRICE_COLUMNS.index("open_rel")]
+    movement = price_feat[:, PRICE_COLUMNS.index("movement")]
+    out[a] = (1 + movement[a + 1]) * (1 + open_rel[a + 2]) / (1 + open_rel[a + 1]) - 1
+    return out
 
 
 def _group_start(group: np.ndarray) -> np.ndarray:

@@ -19,4 +19,5 @@ with script_logging(snakemake.log[0]):
         snakemake.params.global_settings,
         snakemake.output.html,
         snakemake.output.claims,
+        verdict_history=snakemake.input.verdict_history,
     )

@@ -1,0 +1,181 @@
+"""Verdicts of the mman claims: supported, not supported, inconclusive, underpowered; the evaluation files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reprolab.core.io import read_json
+from reprolab.finance import mman_report as R
+from reprolab.finance.stocknet import SampleConfig, build_samples, save_samples
+from reprolab.report.stats import Verdict
+
+NO_EFFECT = {"accuracy": 0.0, "mcc": 0.0, "daily_return": 0.0}
+
+
+def market(n_dates: int, n_stocks: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Labels that move together on a day (a market factor) and the trading date of each sample."""
+    rng = np.random.default_rng(seed)
+    dates = np.repeat(np.arange(n_dates), n_stocks)
+    factor = np.repeat(rng.normal(0, 0.7, n_dates), n_stocks)
+    y = (factor + rng.normal(0, 1, n_dates * n_stocks) > 0).astype(int)
+    return y, dates
+
+
+def model(y: np.ndarray, hit: float, seeds: int = 3, seed: int = 1) -> np.ndarray:
+    """``[seeds, n]`` predictions right with probability ``hit`` (balanced errors)."""
+    rng = np.random.default_rng(seed)
+    return np.where(rng.random((seeds, len(y))) < hit, y, 1 - y)
+
+
+# --- C1: MMAN has higher accuracy and MCC than another model -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "hit_a, hit_b, n_dates, n_stocks, expected",
+    [
+        (0.65, 0.50, 60, 40, "supported"),
+        (0.50, 0.65, 60, 40, "not supported"),
+        (0.55, 0.55, 60, 40, "inconclusive"),
+        (0.65, 0.50, 3, 5, "inconclusive"),  # underpowered: a real gain on 15 samples of 3 days
+    ],
+)
+def test_beats_verdict(hit_a, hit_b, n_dates, n_stocks, expected):
+    y, dates = market(n_dates, n_stocks)
+    cmps = R.classification_comparisons(y, dates, model(y, hit_a, seed=1), model(y, hit_b, seed=2), 500)
+    assert R.beats_verdict(cmps, NO_EFFECT).verdict == expected
+
+
+def test_beats_needs_both_metrics():
+    """A clearly better MCC with a clearly worse accuracy is not 'higher accuracy and MCC'."""
+    rng = np.random.default_rng(3)
+    dates = np.repeat(np.arange(60), 40)
+    y = (rng.random(len(dates)) < 0.7).astype(int)  # 70 % up
+    informative = np.stack([np.where(rng.random(len(y)) < 0.62, y, 1 - y) for _ in range(3)])
+    always_up = np.ones_like(informative)  # accuracy 70 %, MCC 0
+    cmps = R.classification_comparisons(y, dates, informative, always_up, 500)
+    assert cmps["mcc"].low > 0 and cmps["accuracy"].high < 0
+    assert R.beats_verdict(cmps, NO_EFFECT).verdict == "not supported"
+
+
+def test_trading_days_not_samples_are_the_units_of_test_noise():
+    y, dates = market(40, 50)
+    a, b = model(y, 0.56, seed=1), model(y, 0.5, seed=2)
+    by_date = R.classification_comparisons(y, dates, a, b, 500)
+    by_sample = R.classification_comparisons(y, np.arange(len(y)), a, b, 500)
+    assert by_date["mcc"].n_units == 40 and by_sample["mcc"].n_units == 2000
+    assert by_date["accuracy"].n_units == 40
+
+
+def test_smallest_effect_of_interest_rules_out_a_small_gain():
+    y, dates = market(80, 50)
+    a = model(y, 0.5, seed=1)
+    cmps = R.classification_comparisons(y, dates, a, a, 300)
+    assert R.beats_verdict(cmps, NO_EFFECT).verdict == "inconclusive"
+    assert R.beats_verdict(cmps, {"accuracy": 0.05, "mcc": 0.1}).verdict == "not supported"
+
+
+# --- C3: MMAN beats a constant guess (MCC above 0, accuracy above the majority-class rate) -------
+
+
+@pytest.mark.parametrize(
+    "hit, n_dates, n_stocks, expected",
+    [
+        (0.62, 60, 40, "supported"),
+        (0.38, 60, 40, "not supported"),
+        (0.50, 60, 40, "inconclusive"),
+        (0.62, 3, 5, "inconclusive"),  # underpowered
+    ],
+)
+def test_signal_verdict(hit, n_dates, n_stocks, expected):
+    y, dates = market(n_dates, n_stocks, seed=4)
+    v, cmps = R.signal_verdict(y, dates, model(y, hit), NO_EFFECT, 500)
+    assert v.verdict == expected, v.reason
+    assert cmps["mcc"].seeds_known
+
+
+def test_the_issue_case_mcc_a_little_above_zero_with_accuracy_below_the_majority_rate():
+    """MCC mean - std over seeds > 0 (the old bar) is not enough: accuracy under the majority rate."""
+    rng = np.random.default_rng(7)
+    y, dates = market(63, 50, seed=7)
+    y = np.where(rng.random(len(y)) < 0.2, 1, y)  # a majority class (up, 55 %)
+    # A slightly informative model that calls about half the samples up.
+    score = 0.06 * (2 * y - 1) + rng.normal(0, 1, (3, len(y)))
+    pred = (score > np.median(score)).astype(int)
+    mccs = [R.classification_metrics(y, p)["mcc"] for p in pred]
+    acc = (pred == y).mean()
+    assert np.mean(mccs) - np.std(mccs, ddof=1) > 0 and acc < max(y.mean(), 1 - y.mean())
+    v, _ = R.signal_verdict(y, dates, pred, NO_EFFECT, 500)
+    assert v.verdict != "supported"
+
+
+# --- C2: the trading rule earns more on MMAN's predictions -----------------------------------------
+
+
+def daily_returns(n_days: int, edge_bp: float, seeds: int = 3, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    market_day = rng.normal(0, 0.01, n_days)
+    base = market_day + rng.normal(0, 0.004, (seeds, n_days))
+    return {
+        "mman": market_day + edge_bp * 1e-4 + rng.normal(0, 0.004, (seeds, n_days)),
+        "oH": base,
+        "majority": market_day + rng.normal(0, 0.004, (seeds, n_days)),
+    }
+
+
+@pytest.mark.parametrize(
+    "n_days, edge_bp, expected",
+    [(60, 40.0, "supported"), (60, -40.0, "not supported"), (60, 0.0, "inconclusive"), (4, 20.0, "inconclusive")],
+)
+def test_trading_verdict(n_days, edge_bp, expected):
+    v, cmps = R.trading_verdict(daily_returns(n_days, edge_bp), "mman", 0.0)
+    assert v.verdict == expected, v.reason
+    assert set(cmps) == {"oH", "majority"} and cmps["oH"].n_units == n_days
+
+
+def test_all_of():
+    s, n, i = (Verdict(k, k) for k in ("supported", "not supported", "inconclusive"))
+    assert R.all_of({"a": s, "b": s}).verdict == "supported"
+    assert R.all_of({"a": s, "b": i}).verdict == "inconclusive"
+    assert R.all_of({"a": i, "b": n}).verdict == "not supported"
+
+
+# --- the evaluation files carry per-sample predictions and per-day returns; claims from them --------
+
+
+def test_evaluation_files_pair_models_and_feed_the_claims(tmp_path, corpus_factory, splits):
+    corpus = corpus_factory(seed=2, n_stocks=8)
+    samples = build_samples(corpus, SampleConfig(splits=splits, price_window=10, text_window_days=5,
+                                                  max_posts=4))
+    save_samples(samples, tmp_path / "samples.npz")
+    rows = np.flatnonzero((samples["label"] >= 0) & np.isin(samples["split"], (1, 2)) | samples["tradable"])
+    truth = np.where(samples["label"][rows] >= 0, samples["label"][rows], 1)
+    paths = []
+    rng = np.random.default_rng(0)
+    for name, hit in (("mman", 1.0), ("oH", 0.5)):
+        for seed in (1, 2):
+            pred = np.where(rng.random(len(rows)) < hit, truth, 1 - truth).astype(np.int8)
+            path = tmp_path / f"runs/{name}_s{seed}/predictions.npz"
+            path.parent.mkdir(parents=True)
+            np.savez(path, rows=rows, score=pred.astype(np.float32), pred=pred)
+            paths.append(str(path))
+    settings = {
+        "backtest": {"cost_bps": 5.0, "mode": "long_short", "fill": "next_open"},
+        "claims": {"min_effect": NO_EFFECT},
+        "bootstrap": 200,
+    }
+    R.run_evaluation(str(tmp_path / "samples.npz"), paths, settings, tmp_path / "m.json", tmp_path / "b.json")
+    metrics, trades = read_json(tmp_path / "m.json"), read_json(tmp_path / "b.json")
+    test = R.scored_samples(metrics)
+    assert test.preds["mman"].shape == (2, metrics["n_test"]) and len(test.dates) == metrics["n_test"]
+    np.testing.assert_array_equal(test.preds["mman"][0], test.y)  # the perfect model, sample by sample
+    assert set(trades["fills"]) == {"next_open", "same_close"}
+    for fill in trades["fills"].values():
+        assert len(fill["runs"]["mman"]["1"]["daily_return"]) == len(fill["buy_and_hold"]["days"])
+    claims = {c.id: c for c in R.claims_from(metrics, trades, settings, "smoke", [])}
+    assert set(claims) == {"C1-oH", "C2", "C3"}
+    assert claims["C1-oH"].verdict == "supported" and claims["C3"].verdict == "supported"
+    assert [r["setting"] for r in claims["C2"].by_setting] == [
+        "next-open fill (realistic), pre-registered", "same-close fill (optimistic)"]
+    # A perfect next-day call earns more than a coin flip: the same-close fill shows it.
+    assert claims["C2"].by_setting[1]["verdict"] == "supported"
