@@ -542,8 +542,9 @@ def pool_variant_table(evals: dict[str, list[dict[str, Any]]]) -> Table | None:
         note=("The official models pool with nn.AvgPool2d, which the conversion leaves linear: the pooled spikes are "
               "averaged, with no neuron (SNN_Calibration models/CIFAR/models/vgg.py, models/ImageNet/models/*.py). "
               "The repository's AvgPoolConv, a depthwise 1/k^2 convolution followed by spiking neurons, is never "
-              "instantiated there; the spiking rows run it as a variant (its own thresholds; bias and potential "
-              "calibration also correct it). Mean over calibration seeds; the claims use the default pooling only."),
+              "instantiated there; the spiking column runs it as a variant with its own thresholds (in calibrated "
+              "pipelines, bias and potential calibration also correct it). Mean over calibration seeds; the claims "
+              "use the default pooling only."),
     )
 
 
