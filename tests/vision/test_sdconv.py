@@ -192,6 +192,7 @@ def test_run_names_round_trip_and_settings_checks():
     check_settings(settings)
     with pytest.raises(ConfigError, match="chosen_alpha"):
         check_settings(dict(settings, chosen_alpha=0.5))
+    check_settings(dict(settings, chosen_alpha="validation"))
     with pytest.raises(ConfigError, match="pool_after"):
         check_settings(dict(settings, experiments={"d": {"dataset": "digits", "model": dict(SMALL, pool_after=[True])}}))
     with pytest.raises(ConfigError, match="unknown arm"):
@@ -230,6 +231,15 @@ def digits(tmp_path_factory):
     return root
 
 
+def _split(digits, exp, tmp_path):
+    """The validation split of the experiment's (limited) training file, as the DAG's sdconv_split writes it."""
+    from reprolab.vision.validation import read_split, run_split
+
+    path = tmp_path / "split.json"
+    run_split(exp, {"validation": {"fraction": 0.2, "seed": 0}}, str(digits / "train.npz"), str(path))
+    return read_split(path)
+
+
 def _settings():
     return {"arms": [], "dynamic": {"K": 4, "ratio": 0.25, "temperature": TEMP},
             "mask": {"threshold_per": "kernel", "reset_keep_ratio": 0.01, "init": 0.0}}
@@ -244,14 +254,15 @@ def _exp(epochs=4):
 
 def test_raising_alpha_raises_sparsity_while_the_network_learns(digits, tmp_path):
     results = {}
+    split = _split(digits, _exp(), tmp_path)
     for alpha in (1e-5, 5e-3):
         model, history = train_run(_exp(), _settings(), run_name("sdconv", alpha), 0, digits / "train.npz",
-                                   digits / "test.npz", tmp_path / f"ck{alpha}", "cpu", progress=False)
+                                   split, tmp_path / f"ck{alpha}", "cpu", progress=False)
         results[alpha] = (1 - masked_kernel_density(model), history[-1]["test_accuracy"], model)
     low, high = results[1e-5], results[5e-3]
     print(f"sparsity/accuracy: alpha 1e-5 {low[0]:.3f}/{low[1]:.3f}, alpha 5e-3 {high[0]:.3f}/{high[1]:.3f}")
     assert high[0] > low[0] + 0.2, f"sparsity {high[0]:.2f} (alpha 5e-3) vs {low[0]:.2f} (alpha 1e-5)"
-    # chance is 0.1; with 200 test digits 0.5 is about 19 binomial standard errors above it
+    # validation accuracy (120 digits held out of the 600): chance is 0.1, 0.5 is about 14 standard errors above
     assert low[1] > 0.5 and high[1] > 0.5, f"accuracies {low[1]:.2f}, {high[1]:.2f}"
     log = high[2].train_log
     assert torch.all(log.density[1:] <= log.density[:-1] + 0.05)  # sparsity grows over epochs
@@ -267,7 +278,8 @@ def test_killed_run_resumes_to_the_same_model(digits, tmp_path, monkeypatch):
 
     exp = _exp(epochs=3)
     run = run_name("sdconv", 1e-3)
-    ref, ref_hist = train_run(exp, _settings(), run, 5, digits / "train.npz", digits / "test.npz",
+    split = _split(digits, exp, tmp_path)
+    ref, ref_hist = train_run(exp, _settings(), run, 5, digits / "train.npz", split,
                               tmp_path / "ref", "cpu", progress=False)
     real_step, calls = sd.sdconv_step, {"n": 0}
 
@@ -276,7 +288,7 @@ def test_killed_run_resumes_to_the_same_model(digits, tmp_path, monkeypatch):
 
         def step(model, x, y, backward):
             calls["n"] += 1
-            if calls["n"] > 20:  # dies during epoch 2 (12 batches an epoch)
+            if calls["n"] > 14:  # dies during epoch 2 (10 batches an epoch)
                 raise Killed
             return inner(model, x, y, backward)
 
@@ -284,10 +296,10 @@ def test_killed_run_resumes_to_the_same_model(digits, tmp_path, monkeypatch):
 
     monkeypatch.setattr(sd, "sdconv_step", dying)
     with pytest.raises(Killed):
-        train_run(exp, _settings(), run, 5, digits / "train.npz", digits / "test.npz", tmp_path / "cut", "cpu",
+        train_run(exp, _settings(), run, 5, digits / "train.npz", split, tmp_path / "cut", "cpu",
                   progress=False)
     monkeypatch.setattr(sd, "sdconv_step", real_step)
-    resumed, hist = train_run(exp, _settings(), run, 5, digits / "train.npz", digits / "test.npz",
+    resumed, hist = train_run(exp, _settings(), run, 5, digits / "train.npz", split,
                               tmp_path / "cut", "cpu", progress=False)
     strip = [{k: v for k, v in h.items() if k not in ("seconds", "samples_per_second")} for h in hist]
     assert strip == [{k: v for k, v in h.items() if k not in ("seconds", "samples_per_second")} for h in ref_hist]
@@ -310,6 +322,11 @@ def test_plan_lays_out_runs_data_and_dynamic_initialisation():
     assert len(plan.paths("eval.json")) == 3 * 2 * 2 and "results/sdconv/d/sdconv_a0.0001_s2/eval.json" in plan.paths(
         "eval.json")
     assert plan.init_model("d", "sdconv_a0.0001", 2) == {"init": "results/sdconv/d/dynamic_s2/model.pt"}
+    # the alpha choice reads DY-Conv and SD-Conv validation results; test evaluation waits for it
+    assert plan.selection_histories("d") == [f"results/sdconv/d/{r}_s{s}/history.json"
+                                             for r in ("dynamic", "sdconv_a0.0001") for s in (1, 2)]
+    assert plan.selection_input("d") == {"selection": "results/sdconv/d/alpha_selection.json"}
+    assert plan.split_path("d") == "results/sdconv/d/validation_split.json" and len(plan.selections()) == 3
     assert plan.init_model("d", "dynamic", 2) == {}
     import re
 

@@ -37,6 +37,11 @@ def test_calib_smoke_report_claims_figures_and_benchmarks(smoke_run: Path):
         assert claim["verdict"] in VERDICTS and claim["scale"] == "smoke" and claim["measured"]
         assert claim["paper_label"].startswith(("verified", "unverified"))
     assert by_id["C4"]["verdict"] == "not tested"
+    settings = _smoke_settings(smoke_run)
+    for cid in ("C1", "C2a", "C2b", "C3"):  # judged at focus_T, every configured T shown beside it
+        assert [r["setting"].split(" ")[0] for r in by_id[cid]["by_setting"]] == [f"T={T}" for T in settings["eval_T"]]
+        assert f"T={settings['focus_T']}" in by_id[cid]["note"]
+    assert "Average pooling: linear (default) vs spiking (labelled variant)" in html
     bench = {p.stem for p in (smoke_run / "benchmarks/calib").glob("*.tsv")}
     assert "train_digits" in bench and "convert_digits_s1000" in bench
     for b in bench:  # every benchmark row is shown in the report's provenance table
@@ -49,6 +54,8 @@ def test_calib_eval_covers_every_T_pipeline_and_layer(smoke_run: Path):
         run_dir = smoke_run / "results/calib/digits" / f"s{seed}"
         ev = json.loads((run_dir / "eval.json").read_text())
         assert ev["seed"] == seed and ev["folded_accuracy"] == pytest.approx(ev["ann_accuracy"], abs=1e-6)
+        assert ev["pool"] == "linear" and not any(ev["pooling"])  # the official linear pooling: no pool neurons
+        assert ev["num_classes"] == 10 and len(ev["ann_correct"]) == ev["n_test"]
         assert set(ev["by_T"]) == {str(T) for T in settings["eval_T"]}
         for T, res in ev["by_T"].items():
             assert set(res["accuracy"]) == set(settings["pipelines"])
@@ -62,6 +69,9 @@ def test_calib_eval_covers_every_T_pipeline_and_layer(smoke_run: Path):
                     else:
                         assert stage["mismatch"] is None
             assert len(res["local_error"]["threshold_mse"]["clip"]) == len(ev["layers"])
+            variant = res["pool_variant"]  # the spiking-pooling variant on the same images
+            assert variant["pool"] == "spiking" and set(variant["accuracy"]) == set(settings["pool_variant"])
+            assert all(len(b) == ev["n_test"] for b in variant["correct"].values())
         assert len(ev["thresholds"]["mse"][str(settings["focus_T"])]) == len(ev["layers"])
         state = torch.load(run_dir / "snn.pt", map_location="cpu", weights_only=False)
         assert state["seed"] == seed

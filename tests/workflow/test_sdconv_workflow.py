@@ -32,20 +32,34 @@ def test_sdconv_smoke_outputs(smoke_run: Path):
     for claim in by_id.values():
         assert claim["verdict"] in VERDICTS and claim["scale"] == "smoke" and claim["measured"]
     assert by_id["C3"]["verdict"] == "not tested"
+    for cid in ("C1", "C2a", "C2b", "bar"):  # judged at the alpha chosen on validation, every alpha shown
+        assert [r["setting"] for r in by_id[cid]["by_setting"]] == ["alpha=0.001 (chosen)"]
+    # alpha was chosen on a validation split carved from the training set, before the test evaluation
+    split = json.loads((res / "digits/validation_split.json").read_text())
+    assert split["n_train"] == 256 and split["stratified"] and not set(split["fit"]) & set(split["validation"])
+    selection = json.loads((res / "digits/alpha_selection.json").read_text())
+    assert selection["chosen"] == 0.001 and selection["n_validation"] == len(split["validation"])
+    assert (res / "digits/alpha_selection.json").stat().st_mtime <= min(
+        (res / "digits" / f"{run}_s1" / "eval.json").stat().st_mtime for run in RUNS)
+    assert "chosen on the validation split before the test evaluation" in html
     for run in RUNS:
         ev = json.loads((res / "digits" / f"{run}_s1" / "eval.json").read_text())
         assert 0.0 <= ev["accuracy"] <= 1.0 and ev["n_test"] == 100
+        assert len(ev["predictions"]) == len(ev["targets"]) == 100 and ev["num_classes"] == 10
+        assert ev["accuracy"] == sum(p == t for p, t in zip(ev["predictions"], ev["targets"], strict=True)) / 100
         assert ev["sparse_inference"]["prediction_agreement"] == 1.0
         assert ev["params"]["nonzero"] <= ev["params"]["dense"]
         assert (smoke_run / "benchmarks/sdconv" / f"train_digits_{run}_s1.tsv").exists()
         assert (smoke_run / "benchmarks/sdconv" / f"evaluate_digits_{run}_s1.tsv").exists()
         hist = json.loads((res / "digits" / f"{run}_s1" / "history.json").read_text())
         assert len(hist["epochs"]) == 2 and all("kernel_density" in e for e in hist["epochs"])
+        assert hist["n_fit"] == len(split["fit"]) and hist["validation"]["n"] == len(split["validation"])
     flops = json.loads((res / "flops.json").read_text())
     assert flops["all_match"] and set(flops["architectures"]["digits"]["arms"]) == {r.split("_")[0] for r in RUNS}
     sd = json.loads((res / "digits/sdconv_a0.001_s1/eval.json").read_text())
-    assert by_id["C1"]["measured"].startswith("alpha=0.001: dynamic-kernel non-zeros "
-                                              f"{sd['params']['kernel_nonzero']:,.0f}")
+    dy = json.loads((res / "digits/dynamic_s1/eval.json").read_text())
+    assert by_id["C1"]["measured"].startswith(
+        f"non-zero ratio {100 * sd['params']['nonzero'] / dy['params']['nonzero']:.1f} %")
 
 
 def test_paper_scale_stops_with_instructions_without_imagenet(workflow_dir: Path):

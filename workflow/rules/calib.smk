@@ -122,6 +122,7 @@ rule calib_report:
         histories=CALIB_HISTORIES,
         figures=rules.calib_figures.output,
         data=CALIB_PLAN.data_files(),
+        verdict_history=verdict_history("calib"),
     output:
         html="results/calib/report.html",
         claims="results/calib/claims.json",

@@ -1,7 +1,10 @@
 # SD-Conv (He et al., WACV 2023): static, masked, dynamic and sparse dynamic convolution on the
 # same backbone, data and seeds; masked arms once per sparsity weight alpha.
-# results/sdconv/<experiment>/<run>_s<seed>/{model.pt,history.json,eval.json,sparse_model.pt}
-#   + results/sdconv/flops.json (multiply-adds per architecture) -> figures -> report. Settings: config/papers/sdconv.yaml.
+# results/sdconv/<experiment>/validation_split.json (carved from the training file)
+#   -> <run>_s<seed>/{model.pt,history.json} (trained on the rest, validated on the split)
+#   -> alpha_selection.json (SD-Conv's alpha chosen on validation) -> <run>_s<seed>/{eval.json,sparse_model.pt}
+#   (test evaluation, after the choice) + results/sdconv/flops.json -> figures -> report.
+# Settings: config/papers/sdconv.yaml.
 
 from reprolab.vision import SdconvPlan
 
@@ -15,11 +18,27 @@ wildcard_constraints:
     sdc_run=SDC_PLAN.run_pattern(),
 
 
+rule sdconv_split:
+    input:
+        train=lambda wc: SDC_PLAN.split_file(wc.sdc_exp, "train"),
+    output:
+        SDC_PLAN.split_path("{sdc_exp}"),
+    params:
+        exp=lambda wc: SDC_EXPS[wc.sdc_exp],
+        settings=SDC,
+    log:
+        "logs/sdconv/split_{sdc_exp}.log",
+    conda:
+        f"{ENV_DIR}/snn.yaml"
+    script:
+        "../scripts/sdconv/split.py"
+
+
 rule sdconv_train:
     input:
         unpack(lambda wc: SDC_PLAN.init_model(wc.sdc_exp, wc.sdc_run, wc.seed)),
         train=lambda wc: SDC_PLAN.split_file(wc.sdc_exp, "train"),
-        test=lambda wc: SDC_PLAN.split_file(wc.sdc_exp, "test"),
+        split=SDC_PLAN.split_path("{sdc_exp}"),
     output:
         model="results/sdconv/{sdc_exp}/{sdc_run}_s{seed}/model.pt",
         history="results/sdconv/{sdc_exp}/{sdc_run}_s{seed}/history.json",
@@ -40,8 +59,25 @@ rule sdconv_train:
         "../scripts/sdconv/train.py"
 
 
+# SD-Conv's alpha is chosen on the validation split before any test evaluation (config alpha_selection).
+rule sdconv_select:
+    input:
+        histories=lambda wc: SDC_PLAN.selection_histories(wc.sdc_exp),
+    output:
+        SDC_PLAN.selection_path("{sdc_exp}"),
+    params:
+        settings=SDC,
+    log:
+        "logs/sdconv/select_{sdc_exp}.log",
+    conda:
+        f"{ENV_DIR}/report.yaml"
+    script:
+        "../scripts/sdconv/select.py"
+
+
 rule sdconv_evaluate:
     input:
+        unpack(lambda wc: SDC_PLAN.selection_input(wc.sdc_exp)),
         model="results/sdconv/{sdc_exp}/{sdc_run}_s{seed}/model.pt",
         test=lambda wc: SDC_PLAN.split_file(wc.sdc_exp, "test"),
         flops="results/sdconv/flops.json",
@@ -81,6 +117,7 @@ rule sdconv_figures:
     input:
         histories=SDC_PLAN.paths("history.json"),
         evals=SDC_PLAN.paths("eval.json"),
+        selections=SDC_PLAN.selections(),
     output:
         tradeoff=report(
             "results/sdconv/figures/accuracy_vs_nonzero.png", caption="../report/sdconv/tradeoff.rst", category="sdconv"
@@ -111,6 +148,9 @@ rule sdconv_report:
         flops="results/sdconv/flops.json",
         figures=rules.sdconv_figures.output,
         data=SDC_PLAN.data_files(),
+        selections=SDC_PLAN.selections(),
+        splits=[SDC_PLAN.split_path(e) for e in SDC_EXPS],
+        verdict_history=verdict_history("sdconv"),
     output:
         html="results/sdconv/report.html",
         claims="results/sdconv/claims.json",

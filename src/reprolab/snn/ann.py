@@ -18,10 +18,17 @@ Neural Networks via Parameter Calibration" (arXiv:2205.10121), official code
 Every ReLU sits in a :class:`Unit` ``act(synapse(x) [+ residual])`` whose ``synapse`` is a
 :class:`ConvBN`. Conversion (:mod:`reprolab.snn.calib`) folds each BN into its conv and
 swaps the ``act`` of every unit for an integrate-and-fire neuron; the units are also what
-the calibration algorithms walk through, layer by layer. Average pooling is a
-:class:`ConvBN` around a frozen depthwise conv with weights ``1/k^2`` (the official
-``AvgPoolConv``) followed by a ReLU, so that it can become a spiking layer; in the ANN the
-ReLU is the identity, because the pooled inputs are non-negative.
+the calibration algorithms walk through, layer by layer.
+
+Average pooling is a :class:`Unit` around a frozen depthwise conv with weights ``1/k^2``
+(:func:`avg_pool_conv`) whose ReLU is the identity (pooled inputs are non-negative), so
+it computes exactly ``nn.AvgPool2d``. The official models use ``nn.AvgPool2d``
+(SNN_Calibration ``models/CIFAR/models/vgg.py``, ``models/ImageNet/models/{vgg,resnet}.py``),
+which conversion leaves as it is: linear pooling of spikes, the default here
+(``conversion.pool: linear``, the unit keeps its identity ReLU). The repository's
+``AvgPoolConv`` (``models/utils.py``), a pooling layer followed by spiking neurons, is
+never instantiated by those models; ``conversion.pool: spiking`` turns the pooling units
+into such spiking layers as a labelled variant.
 """
 
 from __future__ import annotations
@@ -59,11 +66,13 @@ def conv_bn(c_in: int, c_out: int, kernel: int = 3, stride: int = 1, batch_norm:
 
 
 def avg_pool_conv(channels: int, kernel: int = 2, stride: int | None = None, padding: int = 0) -> ConvBN:
-    """Average pooling as a frozen depthwise conv with weights ``1/k^2`` (``AvgPoolConv``).
+    """Average pooling as a frozen depthwise conv with weights ``1/k^2`` (equal to ``nn.AvgPool2d``).
 
     Its bias starts at zero; it exists so that bias calibration can correct the pooling layer
-    like any other spiking layer. ``stride`` defaults to ``kernel``; zero padding counts in
-    the average (``nn.AvgPool2d(count_include_pad=True)``, the official ResNet stem pool).
+    like any other spiking layer in the ``conversion.pool: spiking`` variant (the official
+    ``AvgPoolConv``, unused by the official models); with linear pooling it stays zero.
+    ``stride`` defaults to ``kernel``; zero padding counts in the average
+    (``nn.AvgPool2d(count_include_pad=True)``, the official ResNet stem pool).
     """
     stride = kernel if stride is None else stride
     conv = nn.Conv2d(channels, channels, kernel, stride=stride, padding=padding, groups=channels, bias=True)
@@ -85,7 +94,8 @@ class Unit(nn.Module):
     act
         ``nn.ReLU`` in the ANN, an integrate-and-fire neuron after conversion.
     pooling
-        True for an average-pooling unit (converted only when pooling spikes).
+        True for an average-pooling unit: linear pooling of spikes after conversion (the
+        official ``nn.AvgPool2d``), a spiking layer only with ``conversion.pool: spiking``.
     """
 
     def __init__(self, synapse: ConvBN, pooling: bool = False) -> None:
@@ -239,7 +249,7 @@ class ResNetImageNet(_ResNet):
     shortcut where the shape changes), global average pooling, one ``Linear``. The stem's
     max pooling is the average pooling ``AvgPool2d(3, 2, padding=1)`` of the official
     ``resnet34_snn`` (SNN_Calibration ``models/ImageNet/models/resnet.py``), here an
-    :func:`avg_pool_conv` unit so that it can spike. The official model also replaces the
+    :func:`avg_pool_conv` unit (linear over spikes by default, spiking in the variant). The official model also replaces the
     7x7 stem by a three-conv "deep stem"; this one keeps torchvision's stem so that
     torchvision's ImageNet weights load (:func:`load_torchvision_weights`).
 
@@ -353,9 +363,9 @@ def _torchvision_key_map(net: nn.Module, arch: str, tv_keys: Sequence[str]) -> d
                 mapping[key] = f"features.{idx}.{local[inner]}.{parts[-1]}"
         return mapping
     # vgg_imagenet: torchvision's features hold (conv, bn, relu) per conv and one module per pooling
-    tv_index, ours = 0, 0
+    tv_index = 0
     has_bn = any(isinstance(m, nn.BatchNorm2d) for m in net.modules())
-    for unit in net.features:
+    for ours, unit in enumerate(net.features):
         if unit.pooling:
             tv_index += 1
         else:
@@ -365,7 +375,6 @@ def _torchvision_key_map(net: nn.Module, arch: str, tv_keys: Sequence[str]) -> d
                 for name in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
                     mapping[f"features.{tv_index + 1}.{name}"] = f"features.{ours}.synapse.bn.{name}"
             tv_index += 3 if has_bn else 2
-        ours += 1
     for tv_i, name in ((0, "fc1.synapse.conv"), (3, "fc2.synapse.conv"), (6, "classifier")):
         for p in ("weight", "bias"):
             mapping[f"classifier.{tv_i}.{p}"] = f"{name}.{p}"

@@ -10,7 +10,9 @@ Conversion (Sec. 2.1-2.2 of the paper card):
    (:func:`fold_batch_norm`).
 2. Replace every ReLU by an integrate-and-fire neuron with reset by subtraction
    (:class:`IFNeuron`): ``v <- v + z_t + V/(2T)``, ``s_t = V 1[v >= V]``, ``v <- v - s_t``;
-   spikes carry the amplitude ``V`` and average pooling is a spiking layer.
+   spikes carry the amplitude ``V``. Average pooling stays linear over spikes, as the
+   official models' ``nn.AvgPool2d`` (``conversion.pool: linear``); ``spiking`` makes each
+   pooling layer a spiking layer (the repository's unused ``AvgPoolConv``), a labelled variant.
 3. Feed the analog image at every step and sum the final linear layer's output over ``T``
    (:class:`ConvertedSNN`).
 
@@ -204,7 +206,7 @@ def fold_batch_norm(model: nn.Module) -> nn.Module:
 
 
 def convert(folded: nn.Module, thresholds: Sequence[torch.Tensor], T: int, shift: bool = True,
-            spiking_pool: bool = True) -> ConvertedSNN:
+            spiking_pool: bool = False) -> ConvertedSNN:
     """Copy a BN-folded ANN and replace its ReLUs by IF neurons with the given thresholds.
 
     Parameters
@@ -218,7 +220,8 @@ def convert(folded: nn.Module, thresholds: Sequence[torch.Tensor], T: int, shift
     shift
         The ``V_th/(2T)`` per-step shift.
     spiking_pool
-        Average pooling as a spiking layer (``AvgPoolConv``); False keeps it linear on spikes.
+        Average pooling as a spiking layer (the variant ``AvgPoolConv``); False (the official
+        ``nn.AvgPool2d``) keeps it linear on spikes.
     """
     net = copy.deepcopy(folded)
     units = convertible_units(net, spiking_pool)
@@ -229,7 +232,7 @@ def convert(folded: nn.Module, thresholds: Sequence[torch.Tensor], T: int, shift
     return ConvertedSNN(net, T).eval()
 
 
-def convertible_units(net: nn.Module, spiking_pool: bool = True) -> list[Unit]:
+def convertible_units(net: nn.Module, spiking_pool: bool = False) -> list[Unit]:
     """Units that become spiking layers: every conv unit, and pooling units if ``spiking_pool``."""
     return [u for u in units_of(net) if spiking_pool or not u.pooling]
 
@@ -401,6 +404,11 @@ class ThresholdSet:
 
     def for_step(self, step: str, T: int) -> list[torch.Tensor]:
         return self.max if step == "threshold_max" else self.mse[T]
+
+    def subset(self, keep: Sequence[bool]) -> ThresholdSet:
+        """The thresholds of the units flagged in ``keep`` (one flag per unit, in order)."""
+        pick = [i for i, k in enumerate(keep) if k]
+        return ThresholdSet(max=[self.max[i] for i in pick], mse={T: [v[i] for i in pick] for T, v in self.mse.items()})
 
 
 def _ema(old: torch.Tensor | None, new: torch.Tensor, momentum: float) -> torch.Tensor:
@@ -675,7 +683,7 @@ def snn_state(snn: ConvertedSNN) -> dict[str, Any]:
     }
 
 
-def load_snn_state(folded: nn.Module, state: dict[str, Any], spiking_pool: bool = True) -> ConvertedSNN:
+def load_snn_state(folded: nn.Module, state: dict[str, Any], spiking_pool: bool = False) -> ConvertedSNN:
     """Rebuild a calibrated SNN from :func:`snn_state` and the folded network's structure."""
     neurons = state["neurons"]
     snn = convert(folded, [n["threshold"] for n in neurons], state["T"], neurons[0]["shift"], spiking_pool)
@@ -1042,6 +1050,22 @@ def calibrate_and_evaluate(folded: nn.Module, settings: dict[str, Any], T: int, 
     return out, states
 
 
+def pool_variant_settings(settings: dict[str, Any]) -> dict[str, Any] | None:
+    """Settings of the labelled pooling variant: the other pooling, the pipelines of ``pool_variant``.
+
+    ``None`` when ``papers.calib.pool_variant`` names none of the experiment's pipelines. With
+    the default linear pooling (the
+    official ``nn.AvgPool2d``) the variant makes every pooling layer spike (``AvgPoolConv``).
+    """
+    names = [n for n in settings.get("pool_variant") or [] if n in settings["pipelines"]]
+    if not names:
+        return None
+    conv = settings["conversion"]
+    other = "linear" if conv["pool"] == "spiking" else "spiking"
+    return {**settings, "conversion": {**conv, "pool": other},
+            "pipelines": {n: settings["pipelines"][n] for n in names}}
+
+
 def run_conversion(exp: dict[str, Any], settings: dict[str, Any], seed: int, ann_path: str, train_path: str,
                    test_path: str, device_pref: str, threads: int, out_json: str, out_states: str) -> None:
     """The ``calib_convert`` rule: convert, calibrate and evaluate at every ``T`` for one seed.
@@ -1055,6 +1079,9 @@ def run_conversion(exp: dict[str, Any], settings: dict[str, Any], seed: int, ann
         ``calibration``, ``pipelines``, ``eval_T``, ``eval_batch_size``, ``probe_size``.
     seed
         Draws the calibration images (the official code's ``seed_all(seed + i)`` runs).
+
+    Every T also runs the pipelines of ``pool_variant`` with the other pooling (same
+    calibration images and thresholds of the shared units), stored as ``pool_variant``.
     """
     from reprolab.core.io import atomic_path, write_json
     from reprolab.core.runtime import choose_device, seed_everything, set_threads
@@ -1072,16 +1099,22 @@ def run_conversion(exp: dict[str, Any], settings: dict[str, Any], seed: int, ann
     data = CalibData([b.to(device) for b in data.threshold], data.bias.to(device), data.weight.to(device))
     probe = next(test.batches(settings["probe_size"], device))[0]
     Ts = [int(T) for T in settings["eval_T"]]
-    units = convertible_units(folded, conv["pool"] == "spiking")
+    spiking_pool = conv["pool"] == "spiking"
+    variant = pool_variant_settings(settings)
+    # One scan serves both poolings: each unit's thresholds depend only on its own ANN activations.
+    scanned = convertible_units(folded, spiking_pool=spiking_pool or variant is not None)
+    units = convertible_units(folded, spiking_pool)
     names = {id(m): n for n, m in folded.named_modules()}
     t0 = time.perf_counter()
-    thresholds = scan_thresholds(folded, units, data.threshold, Ts, conv["shift"], conv["channel_wise"],
-                                 tcfg["momentum"], tcfg["candidates"], tcfg["step"])
+    all_thresholds = scan_thresholds(folded, scanned, data.threshold, Ts, conv["shift"], conv["channel_wise"],
+                                     tcfg["momentum"], tcfg["candidates"], tcfg["step"])
     scan_seconds = time.perf_counter() - t0
+    thresholds = all_thresholds.subset([spiking_pool or not u.pooling for u in scanned])
     probe_acts = ann_outputs(folded, units, probe)
     ann_correct = correct_on(net.to(device), test, settings["eval_batch_size"], device)
     result: dict[str, Any] = {
         "seed": seed, "dataset": exp["dataset"], "device": device, "n_test": len(test),
+        "num_classes": int(NUM_CLASSES.get(exp["dataset"], 10)), "pool": conv["pool"],
         "ann_accuracy": float(ann_correct.float().mean()), "ann_correct": bits(ann_correct),
         "folded_accuracy": float(correct_on(folded, test, settings["eval_batch_size"], device).float().mean()),
         "layers": [names[id(u)] for u in units], "pooling": [bool(u.pooling) for u in units],
@@ -1095,6 +1128,12 @@ def run_conversion(exp: dict[str, Any], settings: dict[str, Any], seed: int, ann
     for T in Ts:
         res, states = calibrate_and_evaluate(folded, settings, T, thresholds, data, probe, test, seed,
                                              with_mismatch=T == settings["focus_T"])
+        if variant is not None:
+            other = all_thresholds.subset([variant["conversion"]["pool"] == "spiking" or not u.pooling
+                                           for u in scanned])
+            var, _ = calibrate_and_evaluate(folded, variant, T, other, data, probe, test, seed, with_mismatch=False)
+            res["pool_variant"] = {"pool": variant["conversion"]["pool"], "accuracy": var["accuracy"],
+                                   "correct": var["correct"], "seconds": var["seconds"]}
         res["local_error"] = {
             step: dict(zip(("clip", "floor"), map(list, zip(*[
                 local_error_split(a, V, T, conv["shift"], conv["channel_wise"])

@@ -21,11 +21,33 @@ EVENT_DATASETS = ("nmnist_demo", "nmnist")
 TORCHVISION_WEIGHTS = {"resnet34": "resnet34-b627a593.pth", "vgg_imagenet": "vgg16_bn-6c64b313.pth"}
 
 
-def check_settings(settings: dict[str, Any]) -> None:
-    """Pipelines start with one threshold step, then calibration steps; ``focus_T`` is evaluated."""
+def check_settings(settings: dict[str, Any], base: bool = True) -> None:
+    """Pipelines start with one threshold step, then calibration steps; ``focus_T`` is evaluated
+    and inside the claims' T range; the pipeline of the no-retraining claim trains no weight.
+
+    With ``base`` (the scale's own settings) the pipelines that ``claims.few_batches`` and
+    ``pool_variant`` name must exist; an experiment replacing the pipelines may drop them
+    (its report then skips that claim or variant).
+    """
     if settings["focus_T"] not in settings["eval_T"]:
         raise ConfigError(f"papers.calib.focus_T = {settings['focus_T']} is not in papers.calib.eval_T "
                           f"{settings['eval_T']}; add it there or change focus_T")
+    claims = settings["claims"]
+    lo, hi = claims["T_range"]
+    if not lo <= settings["focus_T"] <= hi:
+        raise ConfigError(f"papers.calib.focus_T = {settings['focus_T']} is outside papers.calib.claims.T_range "
+                          f"[{lo}, {hi}]; the claims are judged at focus_T, so widen the range or move focus_T")
+    few = claims["few_batches"]["pipeline"]
+    if base and few not in settings["pipelines"]:
+        raise ConfigError(f"papers.calib.claims.few_batches.pipeline = {few!r} is not a pipeline "
+                          f"({', '.join(settings['pipelines'])}); name one of them")
+    if "weight" in settings["pipelines"].get(few, []):
+        raise ConfigError(f"papers.calib.claims.few_batches.pipeline = {few!r} trains weights (weight calibration); "
+                          "the no-retraining claim needs a pipeline without the weight step (e.g. light)")
+    missing = [n for n in settings.get("pool_variant") or [] if n not in settings["pipelines"]]
+    if base and missing:
+        raise ConfigError(f"papers.calib.pool_variant: {missing} are not pipelines ({', '.join(settings['pipelines'])}); "
+                          "remove them or add the pipelines")
     for name, steps in settings["pipelines"].items():
         if not steps or steps[0] not in THRESHOLD_STEPS:
             raise ConfigError(f"papers.calib.pipelines.{name} must start with threshold_max or threshold_mse")
@@ -57,7 +79,7 @@ def experiment_settings(settings: dict[str, Any], exp: dict[str, Any], name: str
         if key in exp:
             out[key] = deep_update(out[key], exp[key]) if key == "calibration" else copy.deepcopy(exp[key])
     try:
-        check_settings(out)
+        check_settings(out, base=False)
     except ConfigError as err:
         raise ConfigError(f"papers.calib.experiments.{name} (with its overrides {sorted(set(exp) & set(EXPERIMENT_OVERRIDES))}): "
                           f"{err}") from None

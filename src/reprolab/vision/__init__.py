@@ -6,6 +6,8 @@
   the four convolution kinds.
 - :mod:`reprolab.vision.flops`: multiply-add counts (library count, sparse adjustment).
 - :mod:`reprolab.vision.sdconv_report`: figures, claims and report of the ``sdconv`` DAG.
+- :mod:`reprolab.vision.validation`: the validation split carved from the training set and
+  the choice of SD-Conv's alpha on it (before any test evaluation).
 
 This module itself imports no torch: it holds the run names, the cross-key settings checks
 and :class:`SdconvPlan` (the DAG's file layout), which the rule file uses at parse time.
@@ -61,10 +63,10 @@ def check_settings(settings: dict[str, Any]) -> None:
         if arm in MASKED_ARMS and not settings["alphas"].get(arm):
             raise ConfigError(f"papers.sdconv.alphas.{arm}: arm {arm} is enabled but has no alpha; "
                               f"add a list such as [0.0001]")
-    for arm in MASKED_ARMS:
-        if arm in settings["arms"] and settings["chosen_alpha"] not in settings["alphas"][arm]:
-            raise ConfigError(f"papers.sdconv.chosen_alpha: {settings['chosen_alpha']} is not in "
-                              f"papers.sdconv.alphas.{arm} {settings['alphas'][arm]}; add it or choose one of them")
+    chosen = settings["chosen_alpha"]
+    if chosen != "validation" and "sdconv" in settings["arms"] and chosen not in settings["alphas"]["sdconv"]:
+        raise ConfigError(f"papers.sdconv.chosen_alpha: {chosen} is not in papers.sdconv.alphas.sdconv "
+                          f"{settings['alphas']['sdconv']}; add it, choose one of them, or set 'validation'")
     for name, exp in settings["experiments"].items():
         model = exp["model"]
         if model["arch"] == "small_cnn":
@@ -114,10 +116,34 @@ class SdconvPlan:
         """Every split cache the DAG reads (sorted, no duplicates)."""
         return sorted({self.split_file(e, s) for e in self.experiments for s in ("train", "test")})
 
-    def paths(self, filename: str) -> list[str]:
-        """One path per experiment, run and seed."""
-        return [f"results/sdconv/{e}/{r}_s{s}/{filename}" for e in self.experiments for r in self.runs
+    def paths(self, filename: str, exp_name: str | None = None, runs: list[str] | None = None) -> list[str]:
+        """One path per experiment (or only ``exp_name``), run (or only ``runs``) and seed."""
+        exps = [exp_name] if exp_name is not None else list(self.experiments)
+        return [f"results/sdconv/{e}/{r}_s{s}/{filename}" for e in exps for r in (runs or self.runs)
                 for s in self.settings["seeds"]]
+
+    @staticmethod
+    def split_path(exp_name: str) -> str:
+        """The validation split carved from the experiment's training file (rule ``sdconv_split``)."""
+        return f"results/sdconv/{exp_name}/validation_split.json"
+
+    @staticmethod
+    def selection_path(exp_name: str) -> str:
+        """The alpha chosen on the validation split (rule ``sdconv_select``)."""
+        return f"results/sdconv/{exp_name}/alpha_selection.json"
+
+    def selections(self) -> list[str]:
+        """Every experiment's alpha choice (none without an SD-Conv arm)."""
+        return [self.selection_path(e) for e in self.experiments] if "sdconv" in self.settings["arms"] else []
+
+    def selection_input(self, exp_name: str) -> dict[str, str]:
+        """``{"selection": path}``: test evaluation waits for the alpha choice (``{}`` without SD-Conv)."""
+        return {"selection": self.selection_path(exp_name)} if "sdconv" in self.settings["arms"] else {}
+
+    def selection_histories(self, exp_name: str) -> list[str]:
+        """``history.json`` of the runs the alpha choice reads: DY-Conv (if an arm) and every SD-Conv alpha."""
+        runs = [r for r in self.runs if r == "dynamic" or r.startswith("sdconv")]
+        return self.paths("history.json", exp_name, runs) if runs else []
 
     def init_model(self, exp_name: str, run: str, seed: str | int) -> dict[str, str]:
         """``{"init": path}`` of the DY-Conv model an SD-Conv run starts from (``init_from: dynamic``), else ``{}``."""

@@ -640,15 +640,28 @@ def load_split(path: str | Path, limit: int | None = None) -> tuple[np.ndarray, 
     return data, labels, key == "frames"
 
 
-def make_batches(exp: dict, path: str | Path, train: bool, limit: int | None = None) -> ArrayBatches | FolderBatches:
+def make_batches(exp: dict, path: str | Path, train: bool, limit: int | None = None,
+                 indices: np.ndarray | None = None) -> ArrayBatches | FolderBatches:
     """Batches of one split, time-major ``[1, N, C, H, W]`` (the project's batch format, T = 1).
 
     ``path`` is an image or frame cache, or for ImageNet the manifest written by
     :func:`prepare_imagenet` (``train`` then picks the train or validation split).
+    ``indices`` keeps only those samples of the (limited) file, in that order: the fitting
+    or the validation part of the training file (:mod:`reprolab.vision.validation`); they are
+    augmented and shuffled only when ``train``.
     """
     if exp["dataset"] == "imagenet":
-        return imagenet_batches(exp, path, train, limit)
+        if indices is None:
+            return imagenet_batches(exp, path, train, limit)
+        from reprolab.data.imagenet import imagenet_dataset
+
+        loader = exp.get("loader", {})
+        ds = imagenet_dataset(path, "train", train, loader.get("image_size", 224), limit)
+        return FolderBatches(torch.utils.data.Subset(ds, indices.tolist()), exp["optim"]["batch_size"], shuffle=train,
+                             workers=loader.get("workers", 0))
     data, labels, frames = load_split(path, limit)
+    if indices is not None:
+        data, labels = data[indices], labels[indices]
     pre = Preprocess(normalize=exp.get("frames", {}).get("normalize", "frame_max")) if frames else Preprocess(
         repeat_T=1)
     aug = Augment(**exp.get("augment", {})) if train else None
@@ -724,10 +737,21 @@ def sdconv_step(alpha: float, weight_decay: float, steps_per_epoch: int, tempera
     return step
 
 
-def train_run(exp: dict, settings: dict, run: str, seed: int, train_path: str | Path, test_path: str | Path,
+def fit_and_validation_batches(exp: dict, train_path: str | Path, split: dict[str, np.ndarray]
+                               ) -> tuple[ArrayBatches | FolderBatches, ArrayBatches | FolderBatches]:
+    """Training batches of the fitting part and evaluation batches of the validation part of the training file."""
+    limit = exp.get("limit", {}).get("train")
+    return (make_batches(exp, train_path, True, limit, split["fit"]),
+            make_batches(exp, train_path, False, limit, split["validation"]))
+
+
+def train_run(exp: dict, settings: dict, run: str, seed: int, train_path: str | Path, split: dict[str, np.ndarray],
               checkpoint_dir: str | Path, device: str, init_state: dict | None = None,
               progress: bool = True) -> tuple[nn.Module, list[dict]]:
-    """Train one run (arm and alpha) with one seed; resumable through ``checkpoint_dir``.
+    """Train one run (arm and alpha) with one seed on the fitting part; resumable through ``checkpoint_dir``.
+
+    The per-epoch evaluation of :func:`reprolab.snn.training.fit` runs on the validation
+    part of the training file, so training never sees the test split.
 
     Parameters
     ----------
@@ -737,16 +761,18 @@ def train_run(exp: dict, settings: dict, run: str, seed: int, train_path: str | 
         The paper's settings (arms, dynamic, mask, temperature, ...).
     run
         Run name (:func:`run_name`).
+    split
+        ``{"fit": indices, "validation": indices}`` of the training file
+        (:func:`reprolab.vision.validation.read_split`).
     init_state
         State dict to start from (SD-Conv initialised from a trained DY-Conv when
         ``init_from: dynamic``), else a fresh initialisation.
     """
     arm, alpha = parse_run(run)
     limit = exp.get("limit", {})
-    train = make_batches(exp, train_path, True, limit.get("train"))
-    test = make_batches(exp, test_path, False, limit.get("test"))
+    train, validation = fit_and_validation_batches(exp, train_path, split)
     seed_everything(seed)
-    model = build_model(exp, settings, arm, sample_shape(test))
+    model = build_model(exp, settings, arm, sample_shape(validation))
     if init_state is not None:
         own = {k: v for k, v in init_state.items() if not k.startswith("train_log.")}
         missing, unexpected = model.load_state_dict(own, strict=False)
@@ -759,9 +785,10 @@ def train_run(exp: dict, settings: dict, run: str, seed: int, train_path: str | 
     optim["weight_decay"] = 0.0
     spec = TrainSpec.from_config(optim, seed, run=run, l2=weight_decay, model=exp["model"], dataset=exp["dataset"],
                                  limit=limit, augment=exp.get("augment", {}), dynamic=settings["dynamic"],
-                                 mask=settings.get("mask"), init=init_state is not None)
+                                 mask=settings.get("mask"), init=init_state is not None,
+                                 fit_samples=len(split["fit"]), fit_digest=int(split["fit"].sum()))
     step = sdconv_step(alpha or 0.0, weight_decay, len(train), settings["dynamic"]["temperature"])
-    history = fit(model, train, test, step, spec, checkpoint_dir, device, progress=progress)
+    history = fit(model, train, validation, step, spec, checkpoint_dir, device, progress=progress)
     _record_epoch(model, len(history) - 1)
     return model, history
 
@@ -789,20 +816,28 @@ def epoch_log(model: nn.Module) -> dict[str, list]:
             "temperature": [None if math.isnan(v) else v for v in logbook.temperature.tolist()]}
 
 
-def run_training(exp: dict, settings: dict, run: str, seed: int, train_path: str, test_path: str,
+def run_training(exp: dict, settings: dict, run: str, seed: int, train_path: str, split_path: str,
                  checkpoint_dir: str, device_pref: str, threads: int, out_model: str, out_history: str,
                  init_model: str | None = None) -> None:
-    """The ``sdconv_train`` rule: train one run and seed; write the model and its per-epoch history."""
+    """The ``sdconv_train`` rule: train one run and seed on the fitting part of the training file;
+    write the model and its per-epoch history with the final validation result (per-sample
+    predictions, non-zero parameters), which ``sdconv_select`` chooses alpha from."""
+    from reprolab.vision.validation import read_split
+
     set_threads(threads)
     device = choose_device(device_pref)
     init_state = None
     if init_model:
         init_state = torch.load(init_model, map_location="cpu", weights_only=False)["state_dict"]
+    split = read_split(split_path)
     t0 = time.perf_counter()
-    model, history = train_run(exp, settings, run, seed, train_path, test_path, checkpoint_dir, device, init_state)
+    model, history = train_run(exp, settings, run, seed, train_path, split, checkpoint_dir, device, init_state)
+    _, validation_batches = fit_and_validation_batches(exp, train_path, split)
+    validation = evaluate(model.to(device), validation_batches, device)
     model.cpu()
+    counts = parameter_counts(model)
     arm, alpha = parse_run(run)
-    shape = sample_shape(make_batches(exp, test_path, False, 2))
+    shape = sample_shape(validation_batches)
     save_model(out_model, model, {"run": run, "arm": arm, "alpha": alpha, "seed": seed, "input_shape": shape})
     per_epoch = epoch_log(model)
     for rec, density, resets, tau in zip(history, per_epoch["density"], per_epoch["resets"],
@@ -810,7 +845,12 @@ def run_training(exp: dict, settings: dict, run: str, seed: int, train_path: str
         rec.update(kernel_density=density, resets=resets, temperature=tau)
     write_json(out_history, {"run": run, "arm": arm, "alpha": alpha, "seed": seed, "dataset": exp["dataset"],
                              "device": device, "seconds": time.perf_counter() - t0,
-                             "init_from": "dynamic" if init_model else "scratch", "epochs": history})
+                             "init_from": "dynamic" if init_model else "scratch", "split": str(split_path),
+                             "n_fit": len(split["fit"]), "epochs": history,
+                             "validation": {"accuracy": validation["accuracy"], "n": validation["n"],
+                                            "nonzero": counts["nonzero"], "kernel_nonzero": counts["kernel_nonzero"],
+                                            "predictions": validation["predictions"],
+                                            "targets": validation["targets"]}})
 
 
 @torch.no_grad()
@@ -915,6 +955,8 @@ def run_evaluation(exp: dict, settings: dict, model_path: str, test_path: str, f
     write_json(out_eval, {
         "run": meta["run"], "arm": meta["arm"], "alpha": meta["alpha"], "seed": meta["seed"],
         "dataset": exp["dataset"], "accuracy": result["accuracy"], "n_test": result["n"],
+        "num_classes": NUM_CLASSES[exp["dataset"]],
+        "predictions": result["predictions"], "targets": result["targets"],
         "params": parameter_counts(model), "layers": layer_sparsity(model),
         "madds": sparse_madds(model, counted["arms"][meta["arm"]]),
         "attention_entropy": attention_entropies(model, test, device), "sparse_inference": sparse,

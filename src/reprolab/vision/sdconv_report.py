@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import stats as _st
 
 from reprolab.core.io import read_json
 from reprolab.report import (
@@ -19,9 +21,20 @@ from reprolab.report import (
     save_figure,
 )
 from reprolab.report.figures import PALETTE
+from reprolab.report.stats import (
+    LEVEL,
+    Comparison,
+    Verdict,
+    above_chance,
+    across_settings,
+    correctness,
+    mean_std,
+    non_inferiority,
+    paired_comparison,
+    require,
+    superiority,
+)
 from reprolab.report.stats import group_runs as _group_runs
-from reprolab.report.stats import mean_std, noise_level
-from reprolab.report.stats import verdict as _verdict
 from reprolab.vision import run_name
 
 META = PaperMeta(
@@ -103,73 +116,182 @@ def _label(run: dict[str, Any]) -> str:
     return label if run["alpha"] is None else f"{label}, alpha={run['alpha']:g}"
 
 
-def claims_from(summary: dict, settings: dict, scale: str, evidence: list[str]) -> list[Claim]:
-    """Claims C1-C3 of the card and the issue's bar, judged on the pre-chosen alpha."""
-    alpha = settings["chosen_alpha"]
-    bar = settings["bar"]
+def _by_seed(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(recs, key=lambda r: r["seed"])
+
+
+def _correct(recs: list[dict[str, Any]]) -> np.ndarray:
+    """``[n_seeds, n_test]`` 0/1 correctness of one run, seeds in ascending order (one test set, checked)."""
+    return correctness(_by_seed(recs))
+
+
+def ratio_comparison(sd: list[dict[str, Any]], dy: list[dict[str, Any]], max_ratio: float) -> Comparison | None:
+    """``max_ratio`` minus SD-Conv's non-zero parameters as a fraction of DY-Conv's, over seeds.
+
+    A count of weights has no test-set noise; its uncertainty is the seed-to-seed spread of
+    the per-seed ratio (Student t, ``n_seeds - 1`` degrees of freedom). ``None`` with fewer
+    than two seeds (the spread is then unknown).
+    """
+    dy_nz = {r["seed"]: r["params"]["nonzero"] for r in dy}
+    ratios = np.array([r["params"]["nonzero"] / dy_nz[r["seed"]] for r in _by_seed(sd) if r["seed"] in dy_nz])
+    s = len(ratios)
+    if s < 2:
+        return None
+    est = float(max_ratio - ratios.mean())
+    se = float(ratios.std(ddof=1) / np.sqrt(s))
+    half = float(_st.t.ppf(0.5 + LEVEL / 2, s - 1)) * se
+    return Comparison(estimate=est, low=est - half, high=est + half, se=se, df=float(s - 1), n_units=s,
+                      n_seeds=(s, s), seeds_known=True,
+                      method="t over the seeds' non-zero ratios (a weight count: no test-set noise)")
+
+
+def ratio_verdict(sd: list[dict[str, Any]], dy: list[dict[str, Any]], max_ratio: float) -> tuple[str, Verdict]:
+    """SD-Conv keeps at most ``max_ratio`` of DY-Conv's non-zero parameters (superiority of the bar over the ratio)."""
+    ratios = [r["params"]["nonzero"] / d["params"]["nonzero"] for r, d in zip(_by_seed(sd), _by_seed(dy), strict=False)]
+    text = f"non-zero ratio {100 * np.mean(ratios):.1f} % (per seed {', '.join(f'{100 * x:.1f}' for x in ratios)})"
+    cmp = ratio_comparison(sd, dy, max_ratio)
+    if cmp is None:
+        return text, Verdict("inconclusive", f"{text}: one seed, so the seed-to-seed spread of the non-zero count "
+                                             "is unknown; at least two seeds are needed.")
+    v = superiority(cmp, 0.0, unit=" points of DY-Conv's count")
+    return text, Verdict(v.verdict, f"{100 * max_ratio:.0f} % minus the ratio: {v.reason}")
+
+
+def _above_chance_both(a: np.ndarray, b: np.ndarray, chance: float, names: tuple[str, str]) -> dict[str, Verdict]:
+    return {f"{names[0]} above chance": above_chance(a, chance, label=f"{names[0]} accuracy"),
+            f"{names[1]} above chance": above_chance(b, chance, label=f"{names[1]} accuracy")}
+
+
+def all_of(parts: dict[str, Verdict]) -> Verdict:
+    """A claim made of several parts: supported when every part is, not supported when any part is not."""
+    reasons = " ".join(f"[{name}] {v.reason}" for name, v in parts.items())
+    verdicts = {v.verdict for v in parts.values()}
+    if verdicts == {"supported"}:
+        return Verdict("supported", reasons)
+    if "not supported" in verdicts:
+        return Verdict("not supported", reasons)
+    return Verdict("inconclusive", reasons)
+
+
+@dataclass(frozen=True)
+class AlphaResult:
+    """Every claim's measurement and verdict at one SD-Conv alpha."""
+
+    alpha: float
+    measured: dict[str, str]
+    verdicts: dict[str, Verdict]
+
+
+def claims_at_alpha(evals: dict[str, list[dict[str, Any]]], alpha: float, settings: dict[str, Any]) -> AlphaResult:
+    """C1, C2a, C2b and the bar for the SD-Conv run at ``alpha`` of one experiment."""
+    c, bar = settings["claims"], settings["bar"]
+    sd_recs, dy_recs = evals[run_name("sdconv", alpha)], evals.get("dynamic")
+    st_recs = evals.get("static")
+    sd = _correct(sd_recs)
+    chance = 1.0 / float(sd_recs[0].get("num_classes", 10))
+    measured: dict[str, str] = {}
+    verdicts: dict[str, Verdict] = {}
+    if dy_recs:
+        dy = _correct(dy_recs)
+        text, v = ratio_verdict(sd_recs, dy_recs, c["far_fewer_ratio"])
+        measured["C1"], verdicts["C1"] = f"{text} of DY-Conv's", v
+        cmp = paired_comparison(sd, dy)
+        gates = _above_chance_both(sd, dy, chance, ("SD-Conv", "DY-Conv"))
+        measured["C2a"] = f"SD-Conv {100 * sd.mean():.2f} %, DY-Conv {100 * dy.mean():.2f} %: {cmp.describe(digits=2)}"
+        verdicts["C2a"] = require(non_inferiority(cmp, c["c2a_margin"]), **gates)
+        bar_text, bar_ratio = ratio_verdict(sd_recs, dy_recs, bar["max_nonzero_ratio"])
+        measured["bar"] = f"{measured['C2a']}; {bar_text}"
+        verdicts["bar"] = all_of({"accuracy": require(non_inferiority(cmp, bar["max_accuracy_drop"]), **gates),
+                                  "non-zero parameters": bar_ratio})
+    if st_recs:
+        st = _correct(st_recs)
+        cmp = paired_comparison(sd, st)
+        measured["C2b"] = f"SD-Conv {100 * sd.mean():.2f} %, static {100 * st.mean():.2f} %: {cmp.describe(digits=2)}"
+        verdicts["C2b"] = superiority(cmp, c["c2b_min_effect"])
+    return AlphaResult(alpha, measured, verdicts)
+
+
+def read_selections(paths: list[str]) -> dict[str, dict[str, Any]]:
+    """``{experiment: alpha_selection.json}`` (written by ``sdconv_select`` before the test evaluation)."""
+    return {Path(p).parts[-2]: read_json(p) for p in paths}
+
+
+CLAIM_TEXT = {
+    "C1": "SD-Conv has far fewer non-zero parameters than DY-Conv with the same K: at most {ratio:.0f} % ({exp}).",
+    "C2a": "SD-Conv's accuracy is at least DY-Conv's: not more than {margin:.1f} point(s) below it ({exp}).",
+    "C2b": "SD-Conv's accuracy is above the static-convolution baseline ({exp}).",
+    "bar": ("Issue 5 bar: SD-Conv within {drop:.0f} point(s) of DY-Conv's accuracy with at most {bar_ratio:.0f} % "
+            "of its non-zero parameters ({exp})."),
+}
+PAPER = {"C1": (PAPER_C1, PAPER_C1_LABEL), "C2a": (PAPER_C2, PAPER_C2_LABEL), "C2b": (PAPER_C2, PAPER_C2_LABEL),
+         "bar": ("project acceptance bar, not a number of the paper", "project (issue 5)")}
+
+
+def _claim_note(cid: str, settings: dict) -> str:
+    c, bar = settings["claims"], settings["bar"]
+    return {
+        "C1": (f"'Far fewer' = at most {100 * c['far_fewer_ratio']:.0f} % of DY-Conv's non-zero parameters "
+               "(papers.sdconv.claims.far_fewer_ratio), whole network, counted from the masked weights after "
+               "training (thresholds excluded); the interval is the seed-to-seed spread of the per-seed ratio."),
+        "C2a": (f"Non-inferiority with the margin papers.sdconv.claims.c2a_margin = {100 * c['c2a_margin']:g} "
+                "point(s), counted only when both arms are above chance (1 / classes)."),
+        "C2b": (f"Superiority with the smallest effect papers.sdconv.claims.c2b_min_effect = "
+                f"{100 * c['c2b_min_effect']:g} point(s)."),
+        "bar": (f"Both parts must hold: accuracy non-inferior with the margin bar.max_accuracy_drop = "
+                f"{100 * bar['max_accuracy_drop']:g} point(s) (gated on chance) and the non-zero ratio below "
+                f"bar.max_nonzero_ratio = {100 * bar['max_nonzero_ratio']:g} % (t over seeds)."),
+    }[cid]
+
+
+def claims_from(evals: dict[str, dict[str, list[dict[str, Any]]]], summary: dict, selections: dict[str, dict],
+                settings: dict, scale: str, evidence: list[str]) -> list[Claim]:
+    """Claims C1, C2a, C2b and the bar per experiment, judged at the alpha chosen on validation.
+
+    Every alpha of ``alphas.sdconv`` is judged too and shown beside the chosen one; a claim
+    whose verdict flips between alphas is ``setting-dependent`` (:func:`across_settings`).
+    Accuracies are paired on test samples and seeds (:func:`paired_comparison`).
+    """
+    c, bar = settings["claims"], settings["bar"]
     claims: list[Claim] = []
-    for exp, runs in sorted(summary.items()):
-        sd, dy, st = runs.get(run_name("sdconv", alpha)), runs.get("dynamic"), runs.get("static")
-        if sd is None or dy is None:
+    for exp in sorted(evals):
+        runs = evals[exp]
+        alphas = [float(a) for a in settings["alphas"].get("sdconv", []) if run_name("sdconv", a) in runs]
+        if not alphas or exp not in selections:
             continue
-        n = sd["n_seeds"]
-        ratio = sd["nonzero"] / dy["nonzero"]
-        k_ratio = sd["kernel_nonzero"] / dy["kernel_nonzero"]
-        claims.append(Claim(
-            id="C1", statement=f"SD-Conv has far fewer non-zero kernel parameters than DY-Conv with the same K ({exp}).",
-            paper_value=PAPER_C1, paper_label=PAPER_C1_LABEL,
-            measured=(f"alpha={alpha:g}: dynamic-kernel non-zeros {sd['kernel_nonzero']:,.0f} vs {dy['kernel_nonzero']:,.0f} "
-                      f"({100 * k_ratio:.1f} %, kernel sparsity {100 * sd['kernel_sparsity']:.1f} %); whole network "
-                      f"{sd['nonzero']:,.0f} vs {dy['nonzero']:,.0f} non-zero parameters ({100 * ratio:.1f} %); "
-                      f"multiply-adds counted with non-zeros {sd['madds_sparse']:,.0f} vs {dy['madds_dense']:,.0f}"),
-            verdict="supported" if ratio <= bar["max_nonzero_ratio"] else "not supported", scale=scale,
-            evidence=evidence,
-            note=(f"'Far fewer' is judged as at most {100 * bar['max_nonzero_ratio']:.0f} % of DY-Conv's non-zero "
-                  "parameters (the issue's bar). Counted from the masked weights after training, thresholds excluded."),
-        ))
-        diff = sd["accuracy"] - dy["accuracy"]
-        noise = noise_level((sd["accuracy"] + dy["accuracy"]) / 2, sd["n_test"], n,
-                            max(sd["accuracy_std"], dy["accuracy_std"]))
-        claims.append(Claim(
-            id="C2a", statement=f"SD-Conv's accuracy is at least DY-Conv's ({exp}).",
-            paper_value=PAPER_C2, paper_label=PAPER_C2_LABEL,
-            measured=(f"SD-Conv (alpha={alpha:g}) {_pct(sd['accuracy'], sd['accuracy_std'], n)}, DY-Conv "
-                      f"{_pct(dy['accuracy'], dy['accuracy_std'], n)}: {100 * diff:+.2f} points ({n} seed(s), "
-                      f"{sd['n_test']} test samples)"),
-            verdict=_verdict(diff, noise), scale=scale, evidence=evidence,
-            note=(f"Differences within {100 * noise:.2f} points (two standard errors from test-set size and seed "
-                  "spread) are inconclusive. Final epoch, no selection on the test set."),
-        ))
-        if st is not None:
-            diff_s = sd["accuracy"] - st["accuracy"]
-            noise_s = noise_level((sd["accuracy"] + st["accuracy"]) / 2, sd["n_test"], n,
-                                  max(sd["accuracy_std"], st["accuracy_std"]))
+        chosen = float(selections[exp]["chosen"])
+        if chosen not in alphas:
+            raise ValueError(f"{exp}: the chosen alpha {chosen:g} has no SD-Conv run ({alphas})")
+        results = {a: claims_at_alpha(runs, a, settings) for a in alphas}
+        sel = selections[exp]
+        how = (f"alpha={chosen:g} chosen on the validation split ({sel['rule']}; "
+               f"{sel.get('n_validation', '?')} validation samples carved from the training set)"
+               if settings["chosen_alpha"] == "validation" else f"alpha={chosen:g} fixed in the configuration")
+        sd = summary[exp][run_name("sdconv", chosen)]
+        n_seeds, n_test = sd["n_seeds"], sd["n_test"]
+        for cid, template in CLAIM_TEXT.items():
+            if cid not in results[chosen].verdicts:
+                continue
+            by = {f"alpha={a:g}": results[a].verdicts[cid] for a in alphas}
+            verdict = across_settings(by, chosen=f"alpha={chosen:g}")
+            rows = [{"setting": f"alpha={a:g}" + (" (chosen)" if a == chosen else ""),
+                     "measured": results[a].measured[cid], "verdict": results[a].verdicts[cid].verdict}
+                    for a in alphas]
+            measured = f"{results[chosen].measured[cid]} ({how}; {n_seeds} seed(s), {n_test} test samples)"
+            if cid == "C1":
+                dy = summary[exp]["dynamic"]
+                measured += (f"; dynamic-kernel non-zeros {sd['kernel_nonzero']:,.0f} vs {dy['kernel_nonzero']:,.0f}, "
+                             f"multiply-adds with non-zeros {sd['madds_sparse']:,.0f} vs {dy['madds_dense']:,.0f}")
+            paper_value, paper_label = PAPER[cid]
             claims.append(Claim(
-                id="C2b", statement=f"SD-Conv's accuracy is above the static-convolution baseline ({exp}).",
-                paper_value=PAPER_C2, paper_label=PAPER_C2_LABEL,
-                measured=(f"SD-Conv {_pct(sd['accuracy'], sd['accuracy_std'], n)}, static "
-                          f"{_pct(st['accuracy'], st['accuracy_std'], n)}: {100 * diff_s:+.2f} points"),
-                verdict=_verdict(diff_s, noise_s), scale=scale, evidence=evidence,
-                note=f"Inconclusive below {100 * noise_s:.2f} points.",
+                id=cid, statement=template.format(exp=exp, ratio=100 * c["far_fewer_ratio"],
+                                                  margin=100 * c["c2a_margin"], drop=100 * bar["max_accuracy_drop"],
+                                                  bar_ratio=100 * bar["max_nonzero_ratio"]),
+                paper_value=paper_value, paper_label=paper_label, measured=measured, verdict=verdict.verdict,
+                scale=scale, evidence=evidence, by_setting=rows,
+                note=(f"{verdict.reason} {_claim_note(cid, settings)} Paired on test samples and seeds "
+                      "(reprolab.report.stats). Final epoch; the test split was never used for training, "
+                      "selection or early stopping."),
             ))
-        drop = dy["accuracy"] - sd["accuracy"]
-        met = drop <= bar["max_accuracy_drop"] + 1e-12 and ratio <= bar["max_nonzero_ratio"]
-        how = (f"SD-Conv is {100 * abs(drop):.2f} points {'below' if drop > 0 else 'above'} DY-Conv with "
-               f"{100 * ratio:.1f} % of its non-zero parameters")
-        if not met:
-            misses = []
-            if drop > bar["max_accuracy_drop"]:
-                misses.append(f"accuracy misses by {100 * (drop - bar['max_accuracy_drop']):.2f} points")
-            if ratio > bar["max_nonzero_ratio"]:
-                misses.append(f"non-zero ratio misses by {100 * (ratio - bar['max_nonzero_ratio']):.1f} points")
-            how += "; NOT met: " + ", ".join(misses)
-        claims.append(Claim(
-            id="bar", statement=(f"Issue 5 bar: SD-Conv within {100 * bar['max_accuracy_drop']:.0f} point(s) of DY-Conv "
-                                 f"with at most {100 * bar['max_nonzero_ratio']:.0f} % of its non-zero parameters ({exp})."),
-            paper_value="project acceptance bar, not a number of the paper", paper_label="project (issue 5)",
-            measured=how, verdict="supported" if met else "not supported", scale=scale, evidence=evidence,
-            note=f"Judged on the alpha fixed in the configuration before the runs (chosen_alpha={alpha:g}), mean over seeds.",
-        ))
     claims.append(Claim(
         id="C3", statement="The advantage persists after transfer of pretrained models to downstream tasks.",
         paper_value="qualitative (abstract); the transfer table is not available", paper_label="verified: arXiv abstract",
@@ -177,6 +299,31 @@ def claims_from(summary: dict, settings: dict, scale: str, evidence: list[str]) 
         note="Needs ImageNet-pretrained models and the paper's downstream tasks, whose names are not known (card, Sec. 4).",
     ))
     return claims
+
+
+def selection_table(selections: dict[str, dict], splits: dict[str, dict]) -> Table:
+    """How alpha was chosen on the validation split, per experiment (from ``alpha_selection.json``)."""
+    rows = []
+    for exp, sel in sorted(selections.items()):
+        split = splits.get(exp, {})
+        for alpha, row in sel["alphas"].items():
+            rows.append([exp, alpha, "yes" if float(alpha) == float(sel["chosen"]) else "",
+                         f"{100 * row['validation_accuracy']:.2f} %", f"{row['nonzero']:,.0f}", row["seeds"],
+                         (f"{100 * sel['dynamic_validation_accuracy']:.2f} %"
+                          if sel.get("dynamic_validation_accuracy") is not None else "-"),
+                         (f"{len(split.get('fit', []))} / {len(split.get('validation', []))} "
+                          f"(seed {split.get('seed', '?')}, fraction {split.get('fraction', '?')}, stratified)"),
+                         sel["rule"]])
+    return Table(
+        title="SD-Conv's alpha, chosen on the validation split before the test evaluation",
+        columns=["experiment", "alpha", "chosen", "validation accuracy (mean over seeds)", "non-zero parameters",
+                 "seeds", "DY-Conv validation accuracy", "fit / validation samples", "rule"],
+        rows=rows,
+        note=("Rule sdconv_split carves a seeded, stratified validation split from the training file "
+              "(results/sdconv/<experiment>/validation_split.json); every run trains on the rest and is validated on "
+              "it each epoch; rule sdconv_select applies papers.sdconv.alpha_selection, and only then does "
+              "sdconv_evaluate touch the test split."),
+    )
 
 
 def results_table(summary: dict) -> Table:
@@ -267,30 +414,37 @@ def choices_table(settings: dict) -> Table:
          f"layer keeping <= {100 * mask.get('reset_keep_ratio', 0.01):g} % -> t = 0 (training mode only, counted and logged)",
          "DST"],
         ["penalty", f"alpha * sum_layers sum_c exp(-t_c); alphas {alphas}",
-         ("DST; alpha values: project choice (card grid 1e-6..1e-4 at paper scale; the demo grid and chosen alpha "
-          "were set from a one-seed pilot run on the same split, see config/papers/sdconv.yaml)")],
+         ("DST; alpha values: project choice (card grid 1e-6..1e-4 at paper scale; the demo grid: see "
+          "config/papers/sdconv.yaml and the README)")],
         ["what is masked", "every replaceable convolution; stem, classifier and attention FCs dense",
          "project choice (card 2.3)"],
         ["weight decay", "coupled L2 on every parameter except thresholds", "project choice (card 2.3)"],
         ["initialisation", "from scratch" if settings["init_from"] == "scratch" else "SD-Conv from trained DY-Conv",
          "project choice (card 2.3: unknown)"],
-        ["chosen alpha", f"{settings['chosen_alpha']:g}, fixed in the configuration before the runs",
-         "claims and bar are judged on it"],
+        ["chosen alpha",
+         (f"chosen on a validation split ({100 * settings['validation']['fraction']:g} % of the training set, "
+          f"stratified, seed {settings['validation']['seed']}): fewest non-zeros within "
+          f"{100 * settings['alpha_selection']['max_val_drop']:g} point(s) of DY-Conv's validation accuracy"
+          if settings["chosen_alpha"] == "validation" else
+          f"{settings['chosen_alpha']:g}, fixed in the configuration before the runs"),
+         "claims and bar are judged at it, every other alpha shown beside"],
     ]
     return Table(title="Reconstruction: choices the paper does not state", columns=["item", "used here", "source"],
                  rows=rows)
 
 
-def make_figures(history_paths: list[str], eval_paths: list[str], settings: dict, out: dict[str, str]) -> None:
-    """F1 accuracy vs non-zero parameters, F2 per-layer sparsity, F3 sparsity and accuracy per epoch,
-    F4 attention entropy."""
+def make_figures(history_paths: list[str], eval_paths: list[str], settings: dict, out: dict[str, str],
+                 selection_paths: list[str] | None = None) -> None:
+    """F1 accuracy vs non-zero parameters, F2 per-layer sparsity, F3 sparsity and validation accuracy
+    per epoch, F4 attention entropy (F2 and F4 at each experiment's chosen alpha)."""
     histories, evals = group_runs(history_paths), group_runs(eval_paths)
     summary = summarise(evals, histories)
     exps = sorted(summary)
+    chosen = {e: float(sel["chosen"]) for e, sel in read_selections(selection_paths or []).items()}
     _tradeoff(summary, exps, out["tradeoff"])
-    _layers(evals, exps, settings["chosen_alpha"], out["layers"])
+    _layers(evals, exps, chosen, out["layers"])
     _curves(histories, exps, out["curves"])
-    _entropy(evals, exps, settings["chosen_alpha"], out["entropy"])
+    _entropy(evals, exps, chosen, out["entropy"])
 
 
 def _tradeoff(summary: dict, exps: list[str], path: str) -> None:
@@ -317,10 +471,11 @@ def _tradeoff(summary: dict, exps: list[str], path: str) -> None:
     save_figure(fig, path)
 
 
-def _layers(evals: dict, exps: list[str], alpha: float, path: str) -> None:
+def _layers(evals: dict, exps: list[str], chosen: dict[str, float], path: str) -> None:
     fig, axes = figure(ncols=len(exps), width=5.0)
     for col, exp in enumerate(exps):
         ax = axes[0, col]
+        alpha = chosen.get(exp)
         shown = [(arm, evals[exp].get(run_name(arm, alpha), [])) for arm in ("masked", "sdconv")]
         shown = [(arm, recs) for arm, recs in shown if recs]
         if not shown:
@@ -356,7 +511,8 @@ def _curves(histories: dict, exps: list[str], path: str) -> None:
                 axes[row, 0].plot(epochs, 100 * (1 - np.nanmean(dens, 0)), color=ARM_COLOURS[arm], alpha=shade,
                                   label=label)
         axes[row, 0].set(xlabel="epoch", ylabel="sparsity of masked kernels (%)", title=f"{exp}: sparsity during training")
-        axes[row, 1].set(xlabel="epoch", ylabel="test accuracy (%)", title=f"{exp}: test accuracy during training")
+        axes[row, 1].set(xlabel="epoch", ylabel="validation accuracy (%)",
+                         title=f"{exp}: validation accuracy during training")
         axes[row, 0].legend(fontsize=7)
         axes[row, 1].legend(fontsize=7)
     save_figure(fig, path)
@@ -369,10 +525,11 @@ def _alpha_rank(runs: dict, arm: str, alpha: float | None) -> float:
     return alphas.index(alpha) / (len(alphas) - 1)
 
 
-def _entropy(evals: dict, exps: list[str], alpha: float, path: str) -> None:
+def _entropy(evals: dict, exps: list[str], chosen: dict[str, float], path: str) -> None:
     fig, axes = figure(ncols=len(exps), width=5.0)
     for col, exp in enumerate(exps):
         ax = axes[0, col]
+        alpha = chosen.get(exp)
         shown = [(lbl, evals[exp].get(run)) for lbl, run in (("dynamic", "dynamic"), ("sdconv", run_name("sdconv", alpha)))]
         shown = [(arm, recs) for arm, recs in shown if recs and recs[0]["attention_entropy"]]
         if not shown:
@@ -393,17 +550,21 @@ def _entropy(evals: dict, exps: list[str], alpha: float, path: str) -> None:
 
 def write_report(history_paths: list[str], eval_paths: list[str], flop_check_path: str, figure_paths: list[str],
                  data_paths: list[str], settings: dict[str, Any], global_settings: dict[str, Any], out_html: str,
-                 out_claims: str) -> None:
-    """The ``sdconv_report`` rule."""
+                 out_claims: str, selection_paths: list[str] | None = None, split_paths: list[str] | None = None,
+                 verdict_history: str | None = None) -> None:
+    """The ``sdconv_report`` rule (``selection_paths`` / ``split_paths``: the validation split and the alpha
+    chosen on it per experiment; ``verdict_history``: ``workflow/report/sdconv/verdict_history.yaml``)."""
     scale = global_settings["scale"]
     evals, histories = group_runs(eval_paths), group_runs(history_paths)
     summary = summarise(evals, histories)
     flop_check = read_json(flop_check_path)
-    claims = claims_from(summary, settings, scale, sorted(eval_paths))
+    selections = read_selections(selection_paths or [])
+    splits = {Path(p).parts[-2]: read_json(p) for p in split_paths or []}
+    claims = claims_from(evals, summary, selections, settings, scale, sorted(eval_paths))
     captions = {
         "accuracy_vs_nonzero.png": "F1: test accuracy (mean ± std over seeds) against non-zero parameters; one point per alpha for the masked arms (labels), static conv and DY-Conv as references.",
         "layer_sparsity.png": "F2: sparsity of each replaceable layer's kernels at the chosen alpha (mean over seeds).",
-        "sparsity_accuracy_epochs.png": "F3: sparsity of the masked kernels (left) and test accuracy (right) at the end of each epoch, mean over seeds; darker = larger alpha.",
+        "sparsity_accuracy_epochs.png": "F3: sparsity of the masked kernels (left) and accuracy on the validation split (right) at the end of each epoch, mean over seeds; darker = larger alpha.",
         "attention_entropy.png": "F4: mean entropy of the attention pi(x) over the test set per dynamic layer, divided by log K; DY-Conv vs SD-Conv at the chosen alpha.",
     }
     figures = [Figure(p, captions.get(Path(p).name, "")) for p in figure_paths]
@@ -414,6 +575,10 @@ def write_report(history_paths: list[str], eval_paths: list[str], flop_check_pat
     if "digits" in datasets:
         data_notes.append("scikit-learn digits: 1,797 real 8x8 handwritten digits (UCI), scaled to [0, 1], fixed "
                           "stratified split 1,437 train / 360 test. A proxy: it cannot confirm the ImageNet claim.")
+    for exp, split in sorted(splits.items()):
+        data_notes.append(f"{exp}: validation split of {len(split['validation'])} of the {split['n_train']} training "
+                          f"samples (fraction {split['fraction']:g}, stratified by class, seed {split['seed']}); every "
+                          f"run trains on the other {len(split['fit'])} and is validated on it; alpha is chosen there.")
     if "nmnist_demo" in datasets:
         data_notes.append("N-MNIST demo subset (CC BY-SA 4.0, Orchard et al. 2015): per-polarity event counts of each "
                           "recording as one 2x34x34 image. A proxy.")
@@ -435,4 +600,7 @@ def write_report(history_paths: list[str], eval_paths: list[str], flop_check_pat
     provenance = collect_provenance({**global_settings, "papers": {"sdconv": settings}}, data_files,
                                     benchmark_dir="benchmarks/sdconv", extra_benchmark_dirs=["benchmarks/data"])
     tables = [results_table(summary), sparse_table(summary), flop_table(flop_check), choices_table(settings)]
-    build_report(META, scale, claims, figures, tables, data_notes, not_reproduced, provenance, out_html, out_claims)
+    if selections:
+        tables.insert(1, selection_table(selections, splits))
+    build_report(META, scale, claims, figures, tables, data_notes, not_reproduced, provenance, out_html, out_claims,
+                 history=verdict_history)
