@@ -270,6 +270,8 @@ def _worded(v: Verdict, cmp: Comparison) -> Verdict:
     s, d = cmp.n_seeds[0], cmp.n_units
     text = (v.reason.replace(f"{d} units, {s} seeds per arm", f"{d} draws x {s} subjects")
             .replace(f"{d} units, 1 seed per arm", f"{d} draws x 1 subject")
+            .replace("paired over units and seeds", "paired over draws and subjects")
+            .replace("paired over units", "paired over draws")
             .replace("training variability not estimable from one seed", "subject variability not estimable from one "
                      "subject"))
     return Verdict(v.verdict, text)
