@@ -312,6 +312,13 @@ def gram_inner(lam: np.ndarray, c: np.ndarray, t: np.ndarray) -> np.ndarray:
     return out.reshape(batch + (n, n))
 
 
+def compile_kernels() -> None:
+    """Compile (or load from numba's cache) the compiled kernels, so that timings do not include it."""
+    fc = np.eye(3)[None]
+    _laplacian(fc, 0.0)
+    gram_inner(np.zeros((1, 3)), np.eye(3)[None], np.ones(1))
+
+
 def _as_times(T: float | np.ndarray, batch_shape: tuple[int, ...]) -> np.ndarray:
     """Horizon(s) broadcast to the batch shape."""
     T = np.asarray(T, dtype=float)

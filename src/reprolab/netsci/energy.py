@@ -1142,6 +1142,7 @@ def benchmark_gramians(timeseries_path: str | Path, settings: Mapping[str, Any],
     """
     ts, nodes, data = _load_inputs(timeseries_path)
     cfg = settings["bench"]
+    ctl.compile_kernels()
     x = ts[0]
     n, m, horizon, w = x.shape[0], cfg["windows"], float(cfg["horizon"]), int(cfg["window"])
     B = ctl.control_matrix(n, nodes)

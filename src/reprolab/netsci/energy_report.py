@@ -1,6 +1,6 @@
 """Figures, claims and report of the ``energy`` DAG, from the files its runs wrote.
 
-Only NumPy and the report layer are imported here (the report rules run in the light
+Only NumPy, the report layer and its statistics (SciPy) are imported here (the report rules run in the light
 ``envs/report.yaml`` environment).
 """
 
