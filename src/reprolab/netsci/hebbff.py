@@ -975,7 +975,6 @@ def generalization(
 def run_generalization(settings: dict[str, Any], model_path: str, history_path: str, out: str) -> None:
     """The ``hebbff_evaluate`` rule: accuracy at the task R, at the trained R, and TPR/FPR vs test R."""
     from reprolab.core.io import read_json, write_json
-    from reprolab.report.stats import per_sample
 
     net, meta = load_model(model_path)
     history = read_json(history_path)
@@ -1013,8 +1012,10 @@ def run_generalization(settings: dict[str, Any], model_path: str, history_path: 
             "iterations": history["iterations"],
             "sequences": ev["sequences"],
             # every step of the trained-R test sequences (sequence after sequence), so that the report
-            # can put an interval on each network's accuracy
-            "trained_R_samples": per_sample((logits > 0).ravel(), (labels > 0.5).ravel()),
+            # can put an interval on each network's accuracy; the format of reprolab.report.stats.per_sample,
+            # written here without importing the report layer (matplotlib) into the evaluation job
+            "trained_R_samples": {"predictions": (logits > 0).astype(int).ravel().tolist(),
+                                  "targets": (labels > 0.5).astype(int).ravel().tolist()},
         },
     )
 
