@@ -473,19 +473,33 @@ def spectral_windows(systems: SymmetricSystem, nodes: Sequence[int], dt: float |
     return SpectralWindows(systems.vecs, np.exp(systems.lam * dt[..., None]), gram)
 
 
-def accumulate_windows(win: SpectralWindows, x0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def accumulate_windows(win: SpectralWindows, x0: np.ndarray, order: np.ndarray | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
     """``W_eff`` and ``Phi_M .. Phi_1 x0`` of windows applied in order (window axis = last batch axis).
 
     The recursion ``W <- Phi_m W Phi_m^T + W_m`` is done in the eigenbasis of window ``m``:
     ``V_m^T W_new V_m = (e e^T) * (V_m^T W V_m) + C_m * G_m``, four matrix products per
     window; the drift is propagated as a vector.
+
+    Parameters
+    ----------
+    win
+        Windows ``[..., M, ...]``.
+    x0
+        Start states ``[..., N]`` (broadcast against the result's batch shape).
+    order
+        Optional ``[R, M]`` window orders: the result gains an axis of ``R`` orders after the
+        windows' batch axes (``win.take(order, axis)`` without materialising every reordered copy).
     """
     w = None
     v = np.asarray(x0, dtype=float)
-    for m in range(win.vecs.shape[-3]):
-        vm, em = win.vecs[..., m, :, :], win.decay[..., m, :]
+    for m in range(win.vecs.shape[-3] if order is None else order.shape[-1]):
+        if order is None:
+            vm, em, gm = win.vecs[..., m, :, :], win.decay[..., m, :], win.gram[..., m, :, :]
+        else:
+            vm, em, gm = win.vecs[..., order[:, m], :, :], win.decay[..., order[:, m], :], win.gram[..., order[:, m], :, :]
         vmt = np.swapaxes(vm, -1, -2)
-        inner = win.gram[..., m, :, :]
+        inner = gm
         if w is not None:
             inner = (vmt @ w @ vm) * (em[..., :, None] * em[..., None, :]) + inner
         w = vm @ inner @ vmt

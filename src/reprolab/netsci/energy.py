@@ -343,7 +343,7 @@ def compare_energies(ts: np.ndarray | Callable[[slice], np.ndarray], nodes: Sequ
 
 
 def shuffled_energies(ts: np.ndarray, nodes: Sequence[int], plan: DrawPlan, n_shuffles: int, seed: int,
-                      p_threshold: float | None = 0.05, batch: int = 8) -> dict[str, np.ndarray]:
+                      p_threshold: float | None = 0.05, batch: int = 20) -> dict[str, np.ndarray]:
     """Dynamic energy with the windows in their recorded order and in random orders.
 
     As ``dynamicMiniEnergyDisruptOrder.m``: each window keeps its own ``e^{A_m dt}`` and
@@ -370,7 +370,7 @@ def shuffled_energies(ts: np.ndarray, nodes: Sequence[int], plan: DrawPlan, n_sh
         orders = np.stack([rng.permutation(m) for _ in range(n_shuffles)])
         for lo in range(0, n_shuffles, batch):
             perm = orders[lo:lo + batch]  # [R', M]
-            w_eff, drift = ctl.accumulate_windows(win.take(perm, axis=1), x0[:, None])
+            w_eff, drift = ctl.accumulate_windows(win, x0[:, None], order=perm)
             shuffled[d, :, lo:lo + len(perm)] = ctl.minimum_energy(w_eff, xf[:, None] - drift)
     return {"original": original, "shuffled": shuffled}
 
