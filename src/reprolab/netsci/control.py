@@ -478,8 +478,9 @@ def accumulate_windows(win: SpectralWindows, x0: np.ndarray, order: np.ndarray |
     """``W_eff`` and ``Phi_M .. Phi_1 x0`` of windows applied in order (window axis = last batch axis).
 
     The recursion ``W <- Phi_m W Phi_m^T + W_m`` is done in the eigenbasis of window ``m``:
-    ``V_m^T W_new V_m = (e e^T) * (V_m^T W V_m) + C_m * G_m``, four matrix products per
-    window; the drift is propagated as a vector.
+    ``V_m^T W_new V_m = (e e^T) * (P^T (V_{m-1}^T W V_{m-1}) P) + C_m * G_m`` with the change of
+    basis ``P = V_{m-1}^T V_m``, three matrix products per window (``W`` is carried in the basis
+    of the last window and rotated back once); the drift is propagated as a vector.
 
     Parameters
     ----------
@@ -491,19 +492,21 @@ def accumulate_windows(win: SpectralWindows, x0: np.ndarray, order: np.ndarray |
         Optional ``[R, M]`` window orders: the result gains an axis of ``R`` orders after the
         windows' batch axes (``win.take(order, axis)`` without materialising every reordered copy).
     """
-    w = None
+    inner, previous = None, None
     v = np.asarray(x0, dtype=float)
     for m in range(win.vecs.shape[-3] if order is None else order.shape[-1]):
         if order is None:
             vm, em, gm = win.vecs[..., m, :, :], win.decay[..., m, :], win.gram[..., m, :, :]
         else:
             vm, em, gm = win.vecs[..., order[:, m], :, :], win.decay[..., order[:, m], :], win.gram[..., order[:, m], :, :]
-        vmt = np.swapaxes(vm, -1, -2)
-        inner = gm
-        if w is not None:
-            inner = (vmt @ w @ vm) * (em[..., :, None] * em[..., None, :]) + inner
-        w = vm @ inner @ vmt
+        if inner is None:
+            inner = gm
+        else:
+            change = np.swapaxes(previous, -1, -2) @ vm
+            inner = (np.swapaxes(change, -1, -2) @ inner @ change) * (em[..., :, None] * em[..., None, :]) + gm
+        previous = vm
         v = np.einsum("...ij,...j->...i", vm, em * np.einsum("...ji,...j->...i", vm, v))
+    w = previous @ inner @ np.swapaxes(previous, -1, -2)
     return (w + np.swapaxes(w, -1, -2)) / 2, v
 
 
