@@ -332,3 +332,11 @@ def test_kruskal_permutation_detects_separated_modes_and_knows_its_resolution():
     assert hb.smallest_permutation_p([1, 1], 999) == pytest.approx(1.0)  # one run per mode: every relabeling ties
     diffs = hb.mode_differences({"a": [{k: 1.0 for k in hb.MODE_SUMMARIES}], "b": []}, 99)
     assert all(np.isnan(d["p"]) and d["smallest_p"] == 1.0 for d in diffs.values())
+
+
+def test_sign_rank_test_of_per_run_correlations():
+    t = hb.sign_rank_test(np.linspace(0.1, 0.9, 12))
+    assert t["positive_direction"] and t["p_positive"] == pytest.approx(2 / 2**12) and t["runs_tested"] == 12
+    assert t["smallest_p_positive"] == pytest.approx(2 / 2**12)
+    t = hb.sign_rank_test([0.5, -0.4, np.nan])  # two finite runs: at best p = 0.5
+    assert t["runs_tested"] == 2 and t["smallest_p_positive"] == 0.5

@@ -12,20 +12,29 @@ from reprolab.report.stats import per_sample
 MODES = ["dataset", "infinite"]
 
 
-def group(observed: float, null_values: np.ndarray) -> dict:
+def per_run(observed: float, runs: int = 12, spread: float = 0.1) -> np.ndarray:
+    """Per-run rho with mean ``observed``."""
+    values = np.random.default_rng(1).normal(0.0, spread, runs)
+    return observed + values - values.mean()
+
+
+def group(observed: float, null_values: np.ndarray, runs: int = 12, spread: float = 0.1) -> dict:
     """One correlation claim's statistics as hebbff.group_statistics writes them."""
+    rho = per_run(observed, runs, spread)
     return {"mean": observed, "null_mean": float(null_values.mean()), "null_std": float(null_values.std()),
-            "positive": 3, "n": 4, "p_sign": 0.3, **hb.null_test(observed, null_values)}
+            "positive": int((rho > 0).sum()), "n": runs, **hb.null_test(observed, null_values),
+            **hb.sign_rank_test(rho)}
 
 
-def fake_stats(lag_observed: list[float], shuffles: int = 99, seed: int = 0) -> dict:
-    """Statistics of 4 runs whose null mean rho is ~N(0, 0.15) at every lag."""
+def fake_stats(lag_observed: list[float], shuffles: int = 99, seed: int = 0, null_centre: float = 0.0,
+               spread: float = 0.1) -> dict:
+    """Statistics of 12 runs whose null mean rho is ~N(null_centre, 0.15) at every lag."""
     rng = np.random.default_rng(seed)
-    nulls = [rng.normal(0.0, 0.15, shuffles) for _ in lag_observed]
-    tests = [hb.null_test(o, n) for o, n in zip(lag_observed, nulls)]
+    nulls = [rng.normal(null_centre, 0.15, shuffles) for _ in lag_observed]
+    tests = [hb.null_test(o, n) | hb.sign_rank_test(per_run(o, spread=spread)) for o, n in zip(lag_observed, nulls)]
     g = {
-        "Q_acc": group(lag_observed[0], nulls[0]),
-        "Q_flex": group(lag_observed[0], nulls[0]),
+        "Q_acc": group(lag_observed[0], nulls[0], spread=spread),
+        "Q_flex": group(lag_observed[0], nulls[0], spread=spread),
         "Q_acc_lags": list(lag_observed),
         "null_Q_acc_lags": [float(n.mean()) for n in nulls],
         "Q_acc_lag_tests": tests,
@@ -59,6 +68,19 @@ def test_modularity_claim_with_too_few_null_networks_is_inconclusive():
 def test_flexibility_claim(observed, shuffles, expected):
     claim = rep.flexibility_claim(fake_stats([observed], shuffles), scale="demo", evidence=[])
     assert claim.verdict == expected
+
+
+def test_beating_a_negative_null_is_not_a_positive_correlation():
+    """Mean rho +0.06, about half the runs negative, null well below: above the null, but not positive."""
+    stats = fake_stats([0.06], null_centre=-0.5, spread=0.4)
+    assert stats["all"]["Q_flex"]["p_null"] < 0.05 and stats["all"]["Q_flex"]["p_positive"] > 0.05
+    claim = rep.flexibility_claim(stats, scale="demo", evidence=[])
+    assert claim.verdict == "inconclusive" and "positive_across_runs" in claim.note
+
+
+def test_a_positive_correlation_the_null_reproduces_is_not_supported_as_a_prediction():
+    stats = fake_stats([0.4], null_centre=0.4)
+    assert rep.flexibility_claim(stats, scale="demo", evidence=[]).verdict == "inconclusive"
 
 
 def fake_evals(accuracies: list[float], steps: int = 2000, seed: int = 0) -> list[dict]:

@@ -1360,8 +1360,28 @@ def null_test(observed: float, null: np.ndarray) -> dict[str, Any]:
     }
 
 
+def sign_rank_test(per_run: Any) -> dict[str, Any]:
+    """Is a per-run correlation positive across runs? Exact two-sided Wilcoxon signed-rank test.
+
+    Returns
+    -------
+    dict
+        ``p_positive`` (two-sided p of a zero median), ``smallest_p_positive`` (``2 / 2^n`` for
+        ``n`` runs: what the exact test can reach), ``positive_direction`` (median above 0) and
+        ``runs_tested``.
+    """
+    from scipy.stats import wilcoxon
+
+    rho = np.asarray(per_run, dtype=float)
+    rho = rho[np.isfinite(rho) & (rho != 0)]
+    n = int(rho.size)
+    p = float(wilcoxon(rho).pvalue) if n >= 2 else float("nan")
+    return {"p_positive": p, "smallest_p_positive": min(1.0, 2.0 / 2**n) if n else 1.0,
+            "positive_direction": bool(n and np.median(rho) > 0), "runs_tested": n}
+
+
 def group_statistics(runs: list[dict[str, Any]], max_lag: int) -> dict[str, Any]:
-    """Mean correlations over runs, tested against the same mean under the null (and a descriptive sign test)."""
+    """Mean correlations over runs, tested against the same mean under the null and for being positive across runs."""
     from scipy.stats import binomtest
 
     def mean_and_null(key: str) -> dict[str, Any]:
@@ -1376,6 +1396,7 @@ def group_statistics(runs: list[dict[str, Any]], max_lag: int) -> dict[str, Any]
             "null_mean": float(nanmean(null)),
             "null_std": float(nanstd(null)),
             **null_test(mean, null),
+            **sign_rank_test(obs),
             "positive": positive,
             "n": int(ok.size),
             "p_sign": float(binomtest(positive, ok.size, 0.5, alternative="greater").pvalue)
@@ -1386,7 +1407,7 @@ def group_statistics(runs: list[dict[str, Any]], max_lag: int) -> dict[str, Any]
     lags = np.array([r["rho_Q_acc_lags"] for r in runs], dtype=float)  # [runs, lags]
     null_lags = nanmean([r["null_rho_Q_acc_lags"] for r in runs], 0)  # [K, lags]: the null's mean over runs
     lag_means = nanmean(lags, 0)
-    lag_tests = [null_test(m, null_lags[:, d]) for d, m in enumerate(lag_means)]
+    lag_tests = [null_test(m, null_lags[:, d]) | sign_rank_test(lags[:, d]) for d, m in enumerate(lag_means)]
     robust = (
         np.array([r["robust_rho_Q_acc"] for r in runs], dtype=float) if runs[0]["robust_rho_Q_acc"] else None
     )

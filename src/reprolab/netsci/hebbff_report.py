@@ -305,9 +305,28 @@ def null_verdict(test: dict[str, Any], alpha: float, what: str) -> Verdict:
                         "permutation test)")
 
 
+def association_verdict(test: dict[str, Any], alpha: float, what: str) -> Verdict:
+    """A claimed positive correlation: positive across runs AND above the shuffled-weights null.
+
+    Beating the null alone is not enough: a mean rho of +0.06 above a null at -0.23 says that
+    the null is negative, not that the correlation is positive. Supported when both tests are
+    (exact two-sided Wilcoxon signed-rank over runs, :func:`reprolab.netsci.hebbff.sign_rank_test`;
+    permutation test against the null, :func:`null_verdict`); not supported when either shows the
+    opposite; inconclusive otherwise.
+    """
+    beyond = null_verdict(test, alpha, what)
+    positive = significance(test["p_positive"], bool(test["positive_direction"]), alpha, test["smallest_p_positive"],
+                            test=f"{what} > 0 across {test['runs_tested']} runs (Wilcoxon signed-rank)")
+    against = [v.reason for v in (positive, beyond) if v.verdict == "not supported"]
+    if against:
+        return Verdict("not supported", " ".join(against))
+    return require(beyond, positive_across_runs=positive)
+
+
 def _corr_text(group: dict[str, Any]) -> str:
     return (
-        f"mean rho {group['mean']:+.2f} over {group['n']} runs ({group['positive']}/{group['n']} positive); null "
+        f"mean rho {group['mean']:+.2f} over {group['n']} runs ({group['positive']}/{group['n']} positive, Wilcoxon "
+        f"p = {group['p_positive']:.2g}); null "
         f"mean {group['null_mean']:+.2f} +- {group['null_std']:.2f} over {group['shuffles']} shuffled networks, "
         f"two-sided permutation p = {group['p_null']:.3g}"
     )
@@ -354,7 +373,7 @@ def modularity_claim(stats: dict[str, Any], chosen_lag: int, scale: str, evidenc
     alpha, g = stats["alpha"], stats["all"]
     by_lag, rows = {}, []
     for d, (value, null, test) in enumerate(zip(g["Q_acc_lags"], g["null_Q_acc_lags"], g["Q_acc_lag_tests"])):
-        v = null_verdict(test, alpha, f"mean rho(Q(l), accuracy(l + {d}))")
+        v = association_verdict(test, alpha, f"mean rho(Q(l), accuracy(l + {d}))")
         by_lag[f"lag {d}"] = v
         rows.append({"setting": f"lag d = {d}" + (" (pre-registered)" if d == chosen_lag else ""),
                      "measured": f"mean rho {value:+.2f} (null {null:+.2f}, two-sided p {test['p_null']:.2g})",
@@ -379,15 +398,16 @@ def modularity_claim(stats: dict[str, Any], chosen_lag: int, scale: str, evidenc
               "over runs is compared with the same mean for networks whose W1 entries were permuted (keeping every "
               "weight's trajectory), each null network and the observed one averaged over the same number of "
               f"partitions ({stats['test_repeats']}). A Q that only follows the changing weight distribution "
-              "correlates with accuracy under the null as well, so 'supported' needs the observed mean above the "
-              f"null's (p < {alpha}); significantly below it is 'not supported'."),
+              "correlates with accuracy under the null as well, so 'supported' needs the correlation positive across "
+              f"runs and the observed mean above the null's (each p < {alpha}); significantly negative or below the "
+              "null is 'not supported'."),
     )
 
 
 def flexibility_claim(stats: dict[str, Any], scale: str, evidence: list[str]) -> Claim:
     """C2: Q rises with flexibility (windowed), against the shuffled-weights null."""
     c2 = stats["all"]["Q_flex"]
-    v = null_verdict(c2, stats["alpha"], "mean rho(Q, flexibility)")
+    v = association_verdict(c2, stats["alpha"], "mean rho(Q, flexibility)")
     return Claim(
         id="C2",
         statement="Modularization strengthens with increasing flexibility throughout learning (positive "
