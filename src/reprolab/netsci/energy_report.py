@@ -356,13 +356,13 @@ def energy_claims(compare: dict[int, dict[str, Any]], surrogates: dict[int, dict
                       f"Against the null: {null_text}. Variants: {columns[main_window]}."),
             verdict=v_a.verdict, scale=scale, evidence=evidence, by_setting=rows_a,
             note=(f"{v_a.reason} Judged against the surrogates, not against 1: with a p < 0.05 FC threshold a "
-                  f"{main_window + 1}-frame window keeps only |r| >= {critical_r_text(main_window + 1)} while the static "
-                  "span keeps |r| above about 0.1, so windows are sparser "
+                  f"{main_window + 1}-frame window keeps only |r| >= {critical_r_text(main_window + 1)} while a static "
+                  f"span of 500 frames keeps |r| >= {critical_r_text(500)}, so windows are sparser "
                   f"(edge density {main['density_dynamic']:.2f} vs {main['density_static']:.2f} here) and a ratio below 1 "
                   "arises without any dynamics. Difference of natural-log ratios (surrogate minus data) over subjects x "
                   "draws, two-way variance (subjects and draws are crossed random factors); supported when its interval "
-                  f"lies above 0, not supported when it lies below the smallest effect of interest ({LOG_UNIT.strip()} "
-                  f"{100 * min_log_effect(claims_cfg['min_reduction']):.1f}, i.e. the data's ratio "
+                  f"lies above 0, not supported when it lies below the smallest effect of interest "
+                  f"({100 * min_log_effect(claims_cfg['min_reduction']):.1f}{LOG_UNIT}, i.e. the data's ratio "
                   f"{100 * claims_cfg['min_reduction']:.0f} % lower; claims.min_reduction). Window size "
                   f"{main_window} frames is pre-registered (main_window). Draws with one window "
                   f"({main['single_window_draws']} of {main['n_draws']}) give ratio 1 for data and surrogates alike "
