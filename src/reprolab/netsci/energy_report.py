@@ -190,7 +190,7 @@ def _window_sizes(compare: dict[int, dict[str, np.ndarray]], path: str) -> None:
 
 
 def _surrogates(surrogates: dict[int, dict[str, Any]], main_window: int, path: str) -> None:
-    fig, axes = figure(ncols=2, width=4.6)
+    fig, axes = figure(ncols=2, width=4.6, height=4.0)
     windows = sorted(surrogates)
     names = list(surrogates[windows[0]]["variants"])
     width = 0.8 / len(names)
@@ -213,8 +213,8 @@ def _surrogates(surrogates: dict[int, dict[str, Any]], main_window: int, path: s
         ax.axhline(1.0, color="grey", lw=0.8)
         ax.set(xlabel="window size (frames; * pre-registered)", ylabel=ylabel, title=title, yscale="log")
     axes[0, 1].axhline(0.4, color="k", ls="--", lw=0.8, label="paper: 60 % less")
-    axes[0, 0].legend(fontsize=6, ncol=2)
-    axes[0, 1].legend(fontsize=6)
+    for ax in axes[0]:  # below the axes, so that no point is hidden
+        ax.legend(fontsize=6, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.22))
     save_figure(fig, path)
 
 
