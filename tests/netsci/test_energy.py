@@ -223,6 +223,12 @@ def test_run_compare_and_shuffle_write_their_files(tmp_path):
         assert z["shuffled"].shape == (3, 2, 4)
     settings.update(surrogates={"count": 2, "draws": 3}, equal_density=0.3)
     en.run_surrogates(path, settings, 20, tmp_path / "ck2", tmp_path / "u.npz", tmp_path / "u.json")
+    en.run_surrogates(path, settings, 20, tmp_path / "ck3", tmp_path / "v.npz", tmp_path / "v.json",
+                      compare_npz=tmp_path / "c.npz")  # the data's paper-method energies taken from the comparison
+    with np.load(tmp_path / "u.npz") as u, np.load(tmp_path / "v.npz") as v:
+        for key in u.files:
+            if key != "subjects":
+                np.testing.assert_allclose(u[key], v[key], rtol=1e-9)
     sur = en.read_summary(tmp_path / "u.json")
     assert sur["n_draws"] == 3 and sur["n_surrogates"] == 2 and set(sur["variants"]) == set(en.VARIANTS)
     paper = sur["variants"]["paper"]

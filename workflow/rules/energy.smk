@@ -97,7 +97,8 @@ rule energy_compare:
 
 rule energy_surrogates:
     input:
-        "results/energy/data/timeseries.npz",
+        timeseries="results/energy/data/timeseries.npz",
+        compare="results/energy/compare/w{en_window}.npz",
     output:
         npz="results/energy/surrogates/w{en_window}.npz",
         json="results/energy/surrogates/w{en_window}.json",

@@ -414,15 +414,22 @@ def phase_randomise(ts: np.ndarray, n_surrogates: int, seed: int | Sequence[int]
     return np.fft.irfft(rotated, n=n_frames, axis=-1)
 
 
-def with_surrogates(ts: np.ndarray, n_surrogates: int, seed: int) -> Callable[[slice], np.ndarray]:
-    """Series of a slice of subjects: the data first, then its surrogates, ``[s, 1 + K, N, F]``.
+def with_surrogates(ts: np.ndarray, n_surrogates: int, seed: int, data: bool = True
+                    ) -> Callable[[slice], np.ndarray]:
+    """Series of a slice of subjects: the data first (unless ``data`` is false), then its surrogates.
 
     Subject ``i``'s phases come from the stream ``[seed, i]``, so any chunking of the subjects
     gives the same surrogates.
+
+    Returns
+    -------
+    callable
+        ``slice -> [s, 1 + K, N, F]`` (``[s, K, N, F]`` without the data).
     """
     def series(sub: slice) -> np.ndarray:
         idx = range(*sub.indices(ts.shape[0]))
-        return np.stack([np.concatenate([ts[i][None], phase_randomise(ts[i], n_surrogates, [seed, i])])
+        return np.stack([np.concatenate(([ts[i][None]] if data else []) + [phase_randomise(ts[i], n_surrogates,
+                                                                                          [seed, i])])
                          for i in idx])
 
     return series
@@ -583,15 +590,26 @@ def run_compare(timeseries_path: str | Path, settings: Mapping[str, Any], window
                 summary["median_ratio"], *summary["median_ratio_ci95"], len(plan), ts.shape[0])
 
 
+def _data_energies(compare_npz: str | Path, plan: DrawPlan) -> dict[str, np.ndarray]:
+    """The comparison's energies of the data on the first draws of its plan, ``[draws, subjects, 1]``."""
+    with np.load(compare_npz) as z:
+        n = len(plan)
+        if not (np.array_equal(z["start"][:n], plan.start) and np.array_equal(z["horizon"][:n], plan.horizon)):
+            raise DataError(f"{compare_npz}: its draws are not this plan's (settings changed?); rerun energy_compare")
+        return {k: z[k][:n, :, None] for k in ENERGY_KEYS}
+
+
 def run_surrogates(timeseries_path: str | Path, settings: Mapping[str, Any], window: int,
-                   checkpoint_dir: str | Path, out_npz: str | Path, out_json: str | Path) -> None:
+                   checkpoint_dir: str | Path, out_npz: str | Path, out_json: str | Path,
+                   compare_npz: str | Path | None = None) -> None:
     """The ``energy_surrogates`` rule: the energy ratio of the data against phase-randomised surrogates.
 
     On the first ``surrogates.draws`` draws of the comparison's plan, every subject's series
     and ``surrogates.count`` multivariate phase-randomised surrogates of it (same static FC,
     no dynamics) go through the same static-vs-dynamic comparison, under each FC rule of
     :data:`VARIANTS` (thresholded as the paper, unthresholded, equal density) and with the
-    paper's and the stricter pseudo-inverse.
+    paper's and the stricter pseudo-inverse. The data's energies under the paper's rule are
+    those of the comparison (``compare_npz``, same draws), not computed twice.
     """
     ts, nodes, data = _load_inputs(timeseries_path)
     sur = settings["surrogates"]
@@ -599,17 +617,21 @@ def run_surrogates(timeseries_path: str | Path, settings: Mapping[str, Any], win
     n = min(sur["draws"], len(full))
     plan = DrawPlan(window, full.start[:n], full.n_windows[:n], full.horizon[:n])
     seed = settings["seed"] + 104729 * window
-    series = with_surrogates(ts, sur["count"], seed)
     rules = variant_rules(settings)
     t0 = time.perf_counter()
     results: dict[str, dict[str, np.ndarray]] = {}
     for kind in dict.fromkeys(kind for kind, _ in VARIANTS.values()):
+        reuse = compare_npz is not None and kind == "p"
         fingerprint = settings_fingerprint(window, n, settings["seed"], settings["horizon"], rules[kind],
                                            settings["robust_rtol"], sur, data["subjects"], nodes,
-                                           float(np.abs(ts).sum()))
-        results[kind] = compare_energies(series, nodes, plan, rules[kind], checkpoint_dir, fingerprint,
-                                         settings["subject_chunk"], settings["robust_rtol"], ts.shape[0],
-                                         tag=f"{kind}_")
+                                           float(np.abs(ts).sum()), reuse)
+        res = compare_energies(with_surrogates(ts, sur["count"], seed, data=not reuse), nodes, plan, rules[kind],
+                               checkpoint_dir, fingerprint, settings["subject_chunk"], settings["robust_rtol"],
+                               ts.shape[0], tag=f"{kind}_")
+        if reuse:
+            own = _data_energies(compare_npz, plan)
+            res = {k: np.concatenate([own[k], res[k]], axis=-1) for k in ENERGY_KEYS}
+        results[kind] = res
     seconds = time.perf_counter() - t0
     arrays = {f"{kind}/{key}": value for kind, res in results.items() for key, value in res.items()}
     with atomic_path(out_npz) as tmp, open(tmp, "wb") as handle:
