@@ -203,3 +203,16 @@ def test_bad_inputs_raise_clear_errors():
         ctl.critical_r(2)
     with pytest.raises(ValueError, match="symmetric"):
         ctl.average_controllability(np.array([[0.0, 1.0], [0.0, 0.0]]))
+
+
+def test_accumulating_in_given_orders_equals_reordering_the_windows():
+    rng = np.random.default_rng(4)
+    fc = np.stack([np.corrcoef(rng.standard_normal((6, 30))) for _ in range(2 * 5)]).reshape(2, 5, 6, 6)
+    win = ctl.spectral_windows(ctl.system_from_fc(fc), [0, 3], 2.0)
+    x0 = rng.standard_normal((2, 6))
+    orders = np.stack([rng.permutation(5) for _ in range(4)])
+    w, v = ctl.accumulate_windows(win, x0[:, None], order=orders)
+    w_ref, v_ref = ctl.accumulate_windows(win.take(orders, axis=1), x0[:, None])
+    assert w.shape == (2, 4, 6, 6)
+    np.testing.assert_allclose(w, w_ref, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(v, v_ref, rtol=1e-12, atol=1e-14)

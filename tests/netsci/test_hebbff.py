@@ -243,10 +243,12 @@ def analysis_cfg(**overrides):
         "entropy": "size",
         "window": 3,
         "max_lag": 2,
+        "chosen_lag": 0,
         "alpha": 0.05,
+        "mode_permutations": 99,
         "seed": 0,
         "consensus": {"threshold": 0.5, "repeats": 2, "max_rounds": 2},
-        "null_model": {"shuffles": 3, "repeats": 1, "same_permutation": True},
+        "null_model": {"shuffles": 3, "repeats": 2, "same_permutation": True},
         "robustness": [{"graph": "gram"}],
         "robustness_repeats": 1,
     }
@@ -267,15 +269,20 @@ def test_analysis_of_planted_weight_modules_beats_its_shuffled_null():
         "accuracy": np.linspace(0.6, 1.0, L),
         "iteration": np.arange(L) * 10,
     }
-    arrays, _ = hb.analyse_snapshots(snaps, analysis_cfg())
+    arrays, summary = hb.analyse_snapshots(snaps, analysis_cfg())
     assert arrays["Q_slice"].shape == (3, L) and arrays["null_Q_slice"].shape == (3, L)
     assert arrays["Q_slice"].mean(0)[-1] > arrays["null_Q_slice"][:, -1].max() + 0.1
+    # the observed test series averages as many partitions as each null network (2 of its 3)
+    np.testing.assert_allclose(arrays["test_Q_slice"], arrays["Q_slice"][:2].mean(0))
+    assert summary["test_repeats"] == 2 and int(arrays["test_repeats"]) == 2
     late = arrays["consensus"][-1]
     assert len(set(late[:6])) == 1 and len(set(late[6:])) == 1 and late[0] != late[6]
     measures = hb.run_measures(arrays, "size", 3, 2)
     assert measures["rho_Q_acc"] > 0.7 and measures["final_Q"] > measures["null_final_Q"]
     with pytest.raises(ConfigError, match="snapshots"):
         hb.analyse_snapshots({k: v[:2] for k, v in snaps.items()}, analysis_cfg())
+    with pytest.raises(ConfigError, match="null_model.repeats"):
+        hb.analyse_snapshots(snaps, analysis_cfg(null_model={"shuffles": 3, "repeats": 4, "same_permutation": True}))
 
 
 def test_correlation_helpers():
@@ -287,3 +294,49 @@ def test_correlation_helpers():
     assert hb.null_p_value(-0.9, np.array([0.1, 0.95, -0.2, 0.3]), "less") == pytest.approx(1 / 5)
     np.testing.assert_allclose(hb.rolling_mean(np.arange(5.0), 2), [np.nan, 0.5, 1.5, 2.5, 3.5])
     assert np.isnan(hb.spearman(np.ones(5), np.arange(5.0)))
+
+
+def test_null_test_p_values_and_their_resolution():
+    null = np.array([0.1, 0.2, 0.3, -0.1])
+    t = hb.null_test(0.5, null)
+    assert t["p_null_greater"] == pytest.approx(1 / 5) and t["p_null_less"] == 1.0
+    assert t["p_null"] == pytest.approx(2 / 5) and t["smallest_p"] == pytest.approx(2 / 5) and t["above_null"]
+    t = hb.null_test(-0.5, np.append(null, np.nan))  # NaN null values do not count
+    assert t["shuffles"] == 4 and not t["above_null"] and t["p_null"] == pytest.approx(2 / 5)
+
+
+def test_observed_and_null_statistics_are_exchangeable_under_the_null():
+    """Weights with no structure: the observed network is one more draw of the null, so p is ~uniform."""
+    rng = np.random.default_rng(5)
+    L, ps = 6, []
+    for trial in range(12):
+        W = rng.standard_normal((L, 8, 10)).cumsum(0)  # a random walk: smooth trajectories, no modules
+        snaps = {"W1": W, "A_mean": np.zeros_like(W), "accuracy": rng.random(L), "iteration": np.arange(L)}
+        cfg = analysis_cfg(repeats=6, seed=trial, robustness=[],
+                           null_model={"shuffles": 19, "repeats": 2, "same_permutation": False})
+        arrays, _ = hb.analyse_snapshots(snaps, cfg)
+        m = hb.run_measures(arrays, "size", 3, 1)
+        ps.append(hb.null_test(m["rho_Q_acc"], np.array(m["null_rho_Q_acc"]))["p_null"])
+    assert np.mean(np.array(ps) < 0.2) < 0.5  # not systematically small
+
+
+def test_kruskal_permutation_detects_separated_modes_and_knows_its_resolution():
+    rng = np.random.default_rng(0)
+    separated = [rng.normal(loc, 0.1, 3) for loc in (0.0, 1.0, 2.0, 3.0)]
+    res = hb.kruskal_permutation(separated, 9999, seed=1)
+    assert res["p"] < 0.01 / 5 and res["smallest_p"] == pytest.approx(1e-4)
+    # 4 groups of 3: only 4! * (3!)^4 of the 12! labelings separate them completely
+    assert hb.smallest_permutation_p([3, 3, 3, 3], 10**9) == pytest.approx(24 * 6**4 / 479001600)
+    alike = [rng.normal(0, 1, 3) for _ in range(4)]
+    assert hb.kruskal_permutation(alike, 999, seed=1)["p"] > 0.05
+    assert hb.smallest_permutation_p([1, 1], 999) == pytest.approx(1.0)  # one run per mode: every relabeling ties
+    diffs = hb.mode_differences({"a": [{k: 1.0 for k in hb.MODE_SUMMARIES}], "b": []}, 99)
+    assert all(np.isnan(d["p"]) and d["smallest_p"] == 1.0 for d in diffs.values())
+
+
+def test_sign_rank_test_of_per_run_correlations():
+    t = hb.sign_rank_test(np.linspace(0.1, 0.9, 12))
+    assert t["positive_direction"] and t["p_positive"] == pytest.approx(2 / 2**12) and t["runs_tested"] == 12
+    assert t["smallest_p_positive"] == pytest.approx(2 / 2**12)
+    t = hb.sign_rank_test([0.5, -0.4, np.nan])  # two finite runs: at best p = 0.5
+    assert t["runs_tested"] == 2 and t["smallest_p_positive"] == 0.5

@@ -129,6 +129,17 @@ def test_entropies_and_allegiance_of_known_partitions():
     np.testing.assert_array_equal(mod.n_modules(g), [2, 1])
 
 
+def test_windowed_allegiance_entropy_equals_the_entropy_of_each_window():
+    rng = np.random.default_rng(3)
+    g = rng.integers(0, 4, (12, 7))
+    for window in (1, 3, 12):
+        expected = [np.nan] * (window - 1) + [
+            mod.allegiance_entropy(g[end - window + 1 : end + 1]).mean() for end in range(window - 1, 12)
+        ]
+        np.testing.assert_allclose(mod.windowed_allegiance_entropy(g, window), expected, atol=1e-12)
+    assert np.isnan(mod.windowed_allegiance_entropy(g, 13)).all()
+
+
 def test_consensus_of_identical_partitions_is_that_partition():
     _, truth = planted_multilayer(L=3, N=10)
     ms = np.stack([np.tile(truth, (3, 1))] * 5)

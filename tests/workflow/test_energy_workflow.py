@@ -15,7 +15,7 @@ from ..conftest import run_snakemake
 
 pytestmark = pytest.mark.slow
 
-FIGURES = ("static_vs_dynamic", "shuffle", "horizon", "window_size", "prediction")
+FIGURES = ("static_vs_dynamic", "shuffle", "horizon", "window_size", "prediction", "surrogates")
 
 
 def test_energy_smoke_outputs(smoke_run: Path):
@@ -35,11 +35,17 @@ def test_energy_smoke_outputs(smoke_run: Path):
     summary = json.loads((res / "compare" / "w50.json").read_text())
     assert summary["n_subjects"] == 3 and len(summary["control_nodes"]) == 12
     assert by_id["C1a"]["measured"].startswith(f"median E_dyn/E_stat = {summary['median_ratio']:.2f}")
+    # judged against phase-randomised surrogates at the pre-registered window, every window beside it
+    assert [r["setting"] for r in by_id["C1a"]["by_setting"]] == ["w = 50 frames (pre-registered)", "w = 100 frames"]
+    surrogates = json.loads((res / "surrogates" / "w50.json").read_text())
+    assert set(surrogates["variants"]) == {"paper", "strict_pinv", "unthresholded", "equal_density"}
+    assert "surrogates" in by_id["C1a"]["measured"] and "unthresholded" in by_id["C1a"]["measured"]
     html = (res / "report.html").read_text()
     assert "60 %" in html and "Human Connectome Project" in html and "pipeline check" in html.lower()
     bench = json.loads((res / "bench_gramian.json").read_text())
     assert bench["n_regions"] == 94 and bench["speedup_static_vs_nctpy"] > 1
-    for job in ("compare_w50", "compare_w100", "shuffle_w50", "features", "predict", "bench"):
+    for job in ("compare_w50", "compare_w100", "surrogates_w50", "surrogates_w100", "shuffle_w50", "features", "predict",
+                "bench"):
         assert (smoke_run / "benchmarks" / "energy" / f"{job}.tsv").exists()
 
 

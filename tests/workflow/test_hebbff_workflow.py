@@ -33,7 +33,7 @@ def test_hebbff_runs_record_snapshots_statistics_and_null(smoke_run):
     stats = json.loads((res / "statistics.json").read_text())
     assert stats["modes"] == ["infinite", "curriculum"] and len(stats["runs"]) == 2
     for group in [stats["all"], *stats["by_mode"].values()]:
-        assert {"mean", "p_null_greater", "null_mean", "shuffles"} <= set(group["Q_acc"])
+        assert {"mean", "p_null", "smallest_p", "above_null", "null_mean", "shuffles"} <= set(group["Q_acc"])
         assert 0 < group["Q_acc"]["p_null_greater"] <= 1
     for run_dir in (res / "runs").iterdir():
         with np.load(run_dir / "snapshots.npz") as snaps:
@@ -41,5 +41,8 @@ def test_hebbff_runs_record_snapshots_statistics_and_null(smoke_run):
         with np.load(run_dir / "analysis.npz") as arrays:
             assert arrays["Q_slice"].shape == (4, 11) and arrays["null_Q_slice"].shape == (4, 11)
             assert arrays["memberships"].shape == (4, 11, 8)
+            assert arrays["test_Q_slice"].shape == (11,)  # as many partitions as each null network
         ev = json.loads((run_dir / "eval.json").read_text())
         assert ev["chance"] == pytest.approx(2 / 3) and 0 <= ev["accuracy_task_R"] <= 1
+        samples = ev["trained_R_samples"]
+        assert len(samples["predictions"]) == len(samples["targets"]) == 2 * 100  # every step of the test sequences

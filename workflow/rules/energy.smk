@@ -1,5 +1,6 @@
 # Control energy of dynamic vs static functional connectivity (Deng, Li, Yeo, Gu, Commun. Biol. 2022).
-# time series -> static vs dynamic energy per window size, order-shuffle control, features ->
+# time series -> static vs dynamic energy per window size, the same against phase-randomised
+# surrogates (and unthresholded / equal-density / stricter-pinv variants), order-shuffle control, features ->
 # behaviour prediction, Gramian benchmark -> figures -> report. Settings: config/papers/energy.yaml.
 # Demo: the committed HCP subjects (dataset hcp_rest_demo). Paper: HCP S1200 from S3 with the
 # user's ConnectomeDB keys, parcellated with nilearn, behaviours from the user's HCP CSV (without
@@ -94,6 +95,28 @@ rule energy_compare:
         "../scripts/energy/compare.py"
 
 
+rule energy_surrogates:
+    input:
+        timeseries="results/energy/data/timeseries.npz",
+        compare="results/energy/compare/w{en_window}.npz",
+    output:
+        npz="results/energy/surrogates/w{en_window}.npz",
+        json="results/energy/surrogates/w{en_window}.json",
+    params:
+        settings=ENERGY,
+        checkpoint_dir="checkpoints/energy/surrogates_w{en_window}",
+    resources:
+        **train_resources("energy"),
+    log:
+        "logs/energy/surrogates_w{en_window}.log",
+    benchmark:
+        "benchmarks/energy/surrogates_w{en_window}.tsv"
+    conda:
+        f"{ENV_DIR}/netsci.yaml"
+    script:
+        "../scripts/energy/surrogates.py"
+
+
 rule energy_shuffle:
     input:
         "results/energy/data/timeseries.npz",
@@ -173,6 +196,7 @@ rule energy_bench:
 rule energy_figures:
     input:
         compare=expand("results/energy/compare/w{w}.npz", w=EN_WINDOWS),
+        surrogates=expand("results/energy/surrogates/w{w}.json", w=EN_WINDOWS),
         shuffle=f"results/energy/shuffle/w{EN_MAIN}.npz",
         prediction="results/energy/prediction.json",
     output:
@@ -187,6 +211,9 @@ rule energy_figures:
         prediction=report(
             "results/energy/figures/prediction.png", caption="../report/energy/prediction.rst", category="energy"
         ),
+        surrogates=report(
+            "results/energy/figures/surrogates.png", caption="../report/energy/surrogates.rst", category="energy"
+        ),
     params:
         main_window=EN_MAIN,
     log:
@@ -200,11 +227,13 @@ rule energy_figures:
 rule energy_report:
     input:
         compare=expand("results/energy/compare/w{w}.json", w=EN_WINDOWS),
+        surrogates=expand("results/energy/surrogates/w{w}.json", w=EN_WINDOWS),
         shuffle=f"results/energy/shuffle/w{EN_MAIN}.json",
         prediction="results/energy/prediction.json",
         bench="results/energy/bench_gramian.json",
         figures=rules.energy_figures.output,
         data="results/energy/data/timeseries.npz",
+        history=verdict_history("energy"),
     output:
         html="results/energy/report.html",
         claims="results/energy/claims.json",

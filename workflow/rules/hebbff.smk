@@ -127,6 +127,7 @@ rule hebbff_report:
         evals=[f"{run}/eval.json" for run in HB_RUNS],
         summaries=[f"{run}/analysis.json" for run in HB_RUNS],
         figures=rules.hebbff_figures.output,
+        history=verdict_history("hebbff"),
     output:
         html="results/hebbff/report.html",
         claims="results/hebbff/claims.json",

@@ -25,9 +25,11 @@ batched over leading dimensions; neither integrates numerically.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import scipy.linalg
 from scipy import stats
@@ -105,15 +107,99 @@ def functional_connectivity(ts: np.ndarray, p_threshold: float | None = 0.05) ->
     return fc
 
 
-def signed_laplacian(fc: np.ndarray) -> np.ndarray:
-    """``L_ij = -FC_ij`` for ``i != j`` and ``L_ii = sum_{j != i} |FC_ij|`` (``functional2system.m``)."""
+def proportional_threshold(fc: np.ndarray, density: float) -> np.ndarray:
+    """Keep the strongest ``density`` fraction of the off-diagonal ``|FC|`` entries of each matrix.
+
+    Every matrix of the batch keeps the same number of edges, ``round(density N (N - 1) / 2)``
+    pairs, whatever its length in frames; the rest are set to 0 and the diagonal to 1. Ties at
+    the cut-off are kept.
+
+    Parameters
+    ----------
+    fc
+        ``[..., N, N]`` symmetric correlation matrices.
+    density
+        Fraction of node pairs kept, in ``(0, 1]``.
+    """
+    if not 0 < density <= 1:
+        raise ValueError(f"density must lie in (0, 1], got {density}")
     fc = np.asarray(fc, dtype=float)
     n = fc.shape[-1]
-    off = fc * (1.0 - np.eye(n))
-    lap = -off
+    iu, ju = np.triu_indices(n, 1)
+    strength = np.abs(fc[..., iu, ju])  # [..., P]
+    keep = max(1, round(density * len(iu)))
+    cut = -np.partition(-strength, keep - 1, axis=-1)[..., keep - 1 : keep]  # keep-th largest
+    out = np.zeros_like(fc)
+    kept = np.where(strength >= cut, fc[..., iu, ju], 0.0)
+    out[..., iu, ju] = kept
+    out[..., ju, iu] = kept
     idx = np.arange(n)
-    lap[..., idx, idx] = np.abs(off).sum(axis=-1)
-    return lap
+    out[..., idx, idx] = 1.0
+    return out
+
+
+def edge_density(fc: np.ndarray) -> np.ndarray:
+    """Fraction of node pairs with a non-zero FC entry, ``[...]``."""
+    n = fc.shape[-1]
+    iu, ju = np.triu_indices(n, 1)
+    return (fc[..., iu, ju] != 0).mean(axis=-1)
+
+
+@numba.njit(cache=True)
+def _laplacian_kernel(fc: np.ndarray, crit: float) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """Signed Laplacian of ``fc [B, N, N]`` (symmetrised, clipped to [-1, 1], entries with |r| < crit
+    dropped) and the fraction of node pairs kept with a non-zero weight."""
+    n_batch, n = fc.shape[0], fc.shape[1]
+    lap = np.zeros_like(fc)
+    density = np.zeros(n_batch)
+    for b in range(n_batch):
+        kept = 0
+        for i in range(n):
+            for j in range(i + 1, n):
+                r = min(max(0.5 * (fc[b, i, j] + fc[b, j, i]), -1.0), 1.0)
+                if abs(r) >= crit and r != 0.0:
+                    lap[b, i, j] = -r
+                    lap[b, j, i] = -r
+                    kept += 1
+        for i in range(n):
+            total = 0.0
+            for j in range(n):
+                if j != i:
+                    total += abs(lap[b, i, j])
+            lap[b, i, i] = total
+        density[b] = kept / (n * (n - 1) / 2)
+    return lap, density
+
+
+def _laplacian(fc: np.ndarray, crit: float) -> tuple[np.ndarray, np.ndarray]:
+    fc = np.asarray(fc, dtype=float)
+    batch, n = fc.shape[:-2], fc.shape[-1]
+    lap, density = _laplacian_kernel(np.ascontiguousarray(fc).reshape(-1, n, n), float(crit))
+    return lap.reshape(batch + (n, n)), density.reshape(batch)
+
+
+def signed_laplacian(fc: np.ndarray) -> np.ndarray:
+    """``L_ij = -FC_ij`` for ``i != j`` and ``L_ii = sum_{j != i} |FC_ij|`` (``functional2system.m``)."""
+    return _laplacian(fc, 0.0)[0]
+
+
+def correlation_laplacian(ts: np.ndarray, p_threshold: float | None = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """Signed Laplacian of :func:`functional_connectivity` straight from the series, and its edge density.
+
+    Equal to ``signed_laplacian(functional_connectivity(ts, p_threshold))`` without the
+    intermediate thresholded matrices (one compiled pass).
+
+    Returns
+    -------
+    laplacian, density
+        ``[..., N, N]`` and ``[...]`` (fraction of node pairs with a kept, non-zero correlation).
+    """
+    ts = np.asarray(ts, dtype=float)
+    centred = ts - ts.mean(axis=-1, keepdims=True)
+    norm = np.sqrt(np.einsum("...nf,...nf->...n", centred, centred))
+    unit = centred / np.where(norm > 0, norm, 1.0)[..., None]
+    crit = 0.0 if p_threshold is None else critical_r(ts.shape[-1], p_threshold)
+    return _laplacian(unit @ np.swapaxes(unit, -1, -2), crit)
 
 
 @dataclass
@@ -152,7 +238,12 @@ def system_from_fc(fc: np.ndarray) -> SymmetricSystem:
     ``A`` lies in ``[-1, 0]``: the system is at most marginally stable. A network without
     any edge (all FC zeroed) gives ``A = 0``.
     """
-    mu, vecs = np.linalg.eigh(signed_laplacian(fc))
+    return system_from_laplacian(signed_laplacian(fc))
+
+
+def system_from_laplacian(lap: np.ndarray) -> SymmetricSystem:
+    """``A = -L / max|eig(L)|`` in spectral form, from signed Laplacians ``[..., N, N]``."""
+    mu, vecs = np.linalg.eigh(lap)
     scale = np.abs(mu).max(axis=-1, keepdims=True)
     lam = -mu / np.where(scale > 0, scale, 1.0)
     return SymmetricSystem(lam, vecs)
@@ -182,6 +273,52 @@ def phi1(x: np.ndarray) -> np.ndarray:
     return np.where(small, 1.0 + x / 2, np.expm1(safe) / safe)
 
 
+@numba.njit(cache=True)
+def _gram_kernel(lam: np.ndarray, c: np.ndarray, t: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """``c_ij t phi1((lam_i + lam_j) t)`` for flat batches ``lam [B, N]``, ``c [B, N, N]``, ``t [B]``."""
+    n_batch, n = lam.shape
+    out = np.empty_like(c)
+    for b in range(n_batch):
+        tb = t[b]
+        for i in range(n):
+            for j in range(i, n):
+                x = (lam[b, i] + lam[b, j]) * tb
+                f = tb * (1.0 + 0.5 * x) if abs(x) < _PHI1_SERIES else tb * math.expm1(x) / x
+                out[b, i, j] = c[b, i, j] * f
+                out[b, j, i] = c[b, j, i] * f
+    return out
+
+
+def gram_inner(lam: np.ndarray, c: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """The Gramian in the eigenbasis, ``C * G`` with ``G_ij = t phi1((lam_i + lam_j) t)``, batched.
+
+    Equal to ``c * (t * phi1((lam_i + lam_j) t))``, in one compiled pass without temporaries (this
+    elementwise step costs as much as the eigendecompositions when done with NumPy).
+
+    Parameters
+    ----------
+    lam
+        ``[..., N]`` eigenvalues.
+    c
+        ``[..., N, N]`` ``V^T B B^T V``.
+    t
+        Horizon per system, broadcastable to ``lam.shape[:-1]``.
+    """
+    batch = lam.shape[:-1]
+    n = lam.shape[-1]
+    t = np.broadcast_to(np.asarray(t, dtype=float), batch).reshape(-1)
+    out = _gram_kernel(np.ascontiguousarray(lam, dtype=float).reshape(-1, n),
+                       np.ascontiguousarray(c, dtype=float).reshape(-1, n, n), np.ascontiguousarray(t))
+    return out.reshape(batch + (n, n))
+
+
+def compile_kernels() -> None:
+    """Compile (or load from numba's cache) the compiled kernels, so that timings do not include it."""
+    fc = np.eye(3)[None]
+    _laplacian(fc, 0.0)
+    gram_inner(np.zeros((1, 3)), np.eye(3)[None], np.ones(1))
+
+
 def _as_times(T: float | np.ndarray, batch_shape: tuple[int, ...]) -> np.ndarray:
     """Horizon(s) broadcast to the batch shape."""
     T = np.asarray(T, dtype=float)
@@ -209,11 +346,9 @@ def gramian_spectral(system: SymmetricSystem, nodes: Sequence[int], T: float | n
     ndarray
         ``[..., N, N]`` symmetric positive semi-definite Gramians.
     """
-    T = _as_times(T, system.lam.shape[:-1])[..., None, None]
+    T = _as_times(T, system.lam.shape[:-1])
     vb = system.vecs[..., np.asarray(nodes, dtype=int), :]
-    c = np.swapaxes(vb, -1, -2) @ vb
-    s = system.lam[..., :, None] + system.lam[..., None, :]
-    inner = c * (T * phi1(s * T))
+    inner = gram_inner(system.lam, np.swapaxes(vb, -1, -2) @ vb, T)
     w = system.vecs @ inner @ np.swapaxes(system.vecs, -1, -2)
     return (w + np.swapaxes(w, -1, -2)) / 2
 
@@ -334,29 +469,44 @@ def spectral_windows(systems: SymmetricSystem, nodes: Sequence[int], dt: float |
     """Propagators and Gramians over ``dt`` of every system, kept in each system's eigenbasis."""
     dt = _as_times(dt, systems.lam.shape[:-1])
     vb = systems.vecs[..., np.asarray(nodes, dtype=int), :]
-    c = np.swapaxes(vb, -1, -2) @ vb
-    s = systems.lam[..., :, None] + systems.lam[..., None, :]
-    t = dt[..., None, None]
-    return SpectralWindows(systems.vecs, np.exp(systems.lam * dt[..., None]), c * (t * phi1(s * t)))
+    gram = gram_inner(systems.lam, np.swapaxes(vb, -1, -2) @ vb, dt)
+    return SpectralWindows(systems.vecs, np.exp(systems.lam * dt[..., None]), gram)
 
 
-def accumulate_windows(win: SpectralWindows, x0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def accumulate_windows(win: SpectralWindows, x0: np.ndarray, order: np.ndarray | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
     """``W_eff`` and ``Phi_M .. Phi_1 x0`` of windows applied in order (window axis = last batch axis).
 
     The recursion ``W <- Phi_m W Phi_m^T + W_m`` is done in the eigenbasis of window ``m``:
-    ``V_m^T W_new V_m = (e e^T) * (V_m^T W V_m) + C_m * G_m``, four matrix products per
-    window; the drift is propagated as a vector.
+    ``V_m^T W_new V_m = (e e^T) * (P^T (V_{m-1}^T W V_{m-1}) P) + C_m * G_m`` with the change of
+    basis ``P = V_{m-1}^T V_m``, three matrix products per window (``W`` is carried in the basis
+    of the last window and rotated back once); the drift is propagated as a vector.
+
+    Parameters
+    ----------
+    win
+        Windows ``[..., M, ...]``.
+    x0
+        Start states ``[..., N]`` (broadcast against the result's batch shape).
+    order
+        Optional ``[R, M]`` window orders: the result gains an axis of ``R`` orders after the
+        windows' batch axes (``win.take(order, axis)`` without materialising every reordered copy).
     """
-    w = None
+    inner, previous = None, None
     v = np.asarray(x0, dtype=float)
-    for m in range(win.vecs.shape[-3]):
-        vm, em = win.vecs[..., m, :, :], win.decay[..., m, :]
-        vmt = np.swapaxes(vm, -1, -2)
-        inner = win.gram[..., m, :, :]
-        if w is not None:
-            inner = (vmt @ w @ vm) * (em[..., :, None] * em[..., None, :]) + inner
-        w = vm @ inner @ vmt
+    for m in range(win.vecs.shape[-3] if order is None else order.shape[-1]):
+        if order is None:
+            vm, em, gm = win.vecs[..., m, :, :], win.decay[..., m, :], win.gram[..., m, :, :]
+        else:
+            vm, em, gm = win.vecs[..., order[:, m], :, :], win.decay[..., order[:, m], :], win.gram[..., order[:, m], :, :]
+        if inner is None:
+            inner = gm
+        else:
+            change = np.swapaxes(previous, -1, -2) @ vm
+            inner = (np.swapaxes(change, -1, -2) @ inner @ change) * (em[..., :, None] * em[..., None, :]) + gm
+        previous = vm
         v = np.einsum("...ij,...j->...i", vm, em * np.einsum("...ji,...j->...i", vm, v))
+    w = previous @ inner @ np.swapaxes(previous, -1, -2)
     return (w + np.swapaxes(w, -1, -2)) / 2, v
 
 

@@ -113,23 +113,94 @@ def window_frames(start: int, window: int, n_windows: int) -> np.ndarray:
     return start + window * np.arange(n_windows)[:, None] + np.arange(window + 1)[None, :]
 
 
+# =========================================================================== connectivity variants
+
+
+@dataclass(frozen=True)
+class FCRule:
+    """Which FC entries a system keeps.
+
+    Attributes
+    ----------
+    kind
+        ``p``: entries whose two-sided Pearson p-value is at most ``value`` (the paper's
+        ``functional2system.m`` with 0.05); ``none``: every entry; ``density``: the strongest
+        ``value`` fraction of node pairs of every matrix (equal density for a 31-frame window
+        and a 1,000-frame span, unlike a p-value cut-off, which keeps |r| >= 0.355 in the first
+        and about 0.07 in the second).
+    value
+        The p-value or the density.
+    """
+
+    kind: str
+    value: float | None = None
+
+    @classmethod
+    def of(cls, spec: FCRule | float | None) -> FCRule:
+        """A rule from itself, from a p-value threshold, or ``None`` (no threshold)."""
+        if isinstance(spec, FCRule):
+            return spec
+        return cls("none") if spec is None else cls("p", float(spec))
+
+    def apply(self, ts: np.ndarray) -> np.ndarray:
+        """FC of ``ts [..., N, F]`` under this rule, ``[..., N, N]``."""
+        if self.kind == "p":
+            return ctl.functional_connectivity(ts, self.value)
+        if self.kind == "none":
+            return ctl.functional_connectivity(ts, None)
+        if self.kind == "density":
+            return ctl.proportional_threshold(ctl.functional_connectivity(ts, None), float(self.value))
+        raise ConfigError(f"FC rule {self.kind!r} is unknown; use p, none or density")
+
+    def system(self, ts: np.ndarray) -> tuple[ctl.SymmetricSystem, np.ndarray]:
+        """The system of ``ts [..., N, F]`` under this rule, and its FC edge density ``[...]``."""
+        if self.kind in ("p", "none"):
+            lap, density = ctl.correlation_laplacian(ts, self.value if self.kind == "p" else None)
+        else:
+            fc = self.apply(ts)
+            lap, density = ctl.signed_laplacian(fc), ctl.edge_density(fc)
+        return ctl.system_from_laplacian(lap), density
+
+    def describe(self) -> str:
+        """Short label for tables."""
+        if self.kind == "none":
+            return "no threshold"
+        return f"p <= {self.value:g}" if self.kind == "p" else f"density {self.value:g}"
+
+
+#: The columns of the energy claims: FC rule (``p`` = the configured p_threshold) and pseudo-inverse cut-off
+#: (``None`` = N eps, the paper's pinv; ``robust`` = ``robust_rtol``).
+VARIANTS: dict[str, tuple[str, str | None]] = {
+    "paper": ("p", None),
+    "strict_pinv": ("p", "robust"),
+    "unthresholded": ("none", None),
+    "equal_density": ("density", None),
+}
+
+
+def variant_rules(settings: Mapping[str, Any]) -> dict[str, FCRule]:
+    """The FC rule of each kind used by :data:`VARIANTS`, from the config."""
+    return {"p": FCRule.of(settings["p_threshold"]), "none": FCRule("none"),
+            "density": FCRule("density", float(settings["equal_density"]))}
+
+
 # =========================================================================== energies
 
 
-def _window_systems(ts: np.ndarray, window: int, starts: np.ndarray, p_threshold: float | None
-                    ) -> ctl.SymmetricSystem:
-    """Systems of the windows starting at frames ``starts``, ``[S, K]``."""
+def _window_systems(ts: np.ndarray, window: int, starts: np.ndarray, rule: FCRule
+                    ) -> tuple[ctl.SymmetricSystem, np.ndarray]:
+    """Systems of the windows starting at frames ``starts`` (``[..., K]``) and their FC edge densities."""
     frames = starts[:, None] + np.arange(window + 1)[None, :]
-    win_ts = np.moveaxis(ts[:, :, frames], 2, 1)  # [S, K, N, w+1]
-    return ctl.system_from_fc(ctl.functional_connectivity(win_ts, p_threshold))
+    return rule.system(np.moveaxis(ts[..., frames], -2, -3))  # windows [..., K, N, w+1]
 
 
-ENERGY_KEYS = ("static", "dynamic", "rank_static", "rank_dynamic", "static_robust", "dynamic_robust")
+ENERGY_KEYS = ("static", "dynamic", "rank_static", "rank_dynamic", "static_robust", "dynamic_robust",
+               "density_static", "density_dynamic")
 
 
 def energies_for_draws(ts: np.ndarray, nodes: Sequence[int], plan: DrawPlan, draws: np.ndarray,
-                       p_threshold: float | None = 0.05, robust_rtol: float = 1e-8) -> dict[str, np.ndarray]:
-    """Static and dynamic minimum energies of the given draws for every subject.
+                       fc: FCRule | float | None = 0.05, robust_rtol: float = 1e-8) -> dict[str, np.ndarray]:
+    """Static and dynamic minimum energies of the given draws for every series.
 
     Windows are identified by their first frame; every window used by the given draws is
     decomposed once, so draws whose starts are congruent modulo ``w`` (which share windows)
@@ -138,15 +209,16 @@ def energies_for_draws(ts: np.ndarray, nodes: Sequence[int], plan: DrawPlan, dra
     Parameters
     ----------
     ts
-        Z-scored time series ``[S, N, F]``.
+        Z-scored time series ``[..., N, F]`` (subjects, or subjects x surrogates).
     nodes
         Control nodes.
     plan
         The draws.
     draws
         Indices into ``plan`` to compute.
-    p_threshold
-        FC significance threshold.
+    fc
+        Which FC entries the systems keep (:class:`FCRule`), or the p-value threshold of the
+        paper (``None``: no threshold).
     robust_rtol
         A second, coarser pseudo-inverse cut-off (relative to the largest eigenvalue) for the
         sensitivity analysis: energies of numerically singular Gramians depend on which tiny
@@ -156,25 +228,30 @@ def energies_for_draws(ts: np.ndarray, nodes: Sequence[int], plan: DrawPlan, dra
     -------
     dict
         ``static``, ``dynamic`` (the paper's ``pinv``), ``rank_static``, ``rank_dynamic``
-        (eigenvalues kept) and ``static_robust``, ``dynamic_robust`` (cut-off ``robust_rtol``),
-        each ``[len(draws), S]``.
+        (eigenvalues kept), ``static_robust``, ``dynamic_robust`` (cut-off ``robust_rtol``)
+        and the FC edge densities ``density_static``, ``density_dynamic`` (mean over the
+        windows), each ``[len(draws), ...]``.
     """
+    rule = FCRule.of(fc)
     w = plan.window
+    batch = ts.shape[:-2]
     firsts = [plan.start[d] + w * np.arange(plan.n_windows[d]) for d in draws]
     starts = np.unique(np.concatenate(firsts))
-    windows = _window_systems(ts, w, starts, p_threshold)
-    out = {k: np.zeros((len(draws), ts.shape[0])) for k in ENERGY_KEYS}
+    windows, win_density = _window_systems(ts, w, starts, rule)
+    out = {k: np.zeros((len(draws),) + batch) for k in ENERGY_KEYS}
     tolerances = (None, robust_rtol)
     for row, d in enumerate(draws):
         start, m, horizon = int(plan.start[d]), int(plan.n_windows[d]), float(plan.horizon[d])
         final = start + w * m
-        x0, xf = ts[:, :, start], ts[:, :, final]
-        static = ctl.system_from_fc(ctl.functional_connectivity(ts[:, :, start:final + 1], p_threshold))
-        one = ctl.SymmetricSystem(static.lam[:, None], static.vecs[:, None])
+        x0, xf = ts[..., start], ts[..., final]
+        static, out["density_static"][row] = rule.system(ts[..., start:final + 1])
+        one = ctl.SymmetricSystem(static.lam[..., None, :], static.vecs[..., None, :, :])
         w_s, drift_s = ctl.accumulate_windows(ctl.spectral_windows(one, nodes, horizon), x0)
         (out["static"][row], out["rank_static"][row]), (out["static_robust"][row], _) = \
             ctl.energies_at_tolerances(w_s, xf - drift_s, tolerances)
-        dyn = windows.take(np.searchsorted(starts, firsts[row]), axis=1)
+        idx = np.searchsorted(starts, firsts[row])
+        out["density_dynamic"][row] = win_density[..., idx].mean(axis=-1)
+        dyn = windows.take(idx, axis=len(batch))
         w_d, drift_d = ctl.accumulate_windows(ctl.spectral_windows(dyn, nodes, horizon / m), x0)
         (out["dynamic"][row], out["rank_dynamic"][row]), (out["dynamic_robust"][row], _) = \
             ctl.energies_at_tolerances(w_d, xf - drift_d, tolerances)
@@ -202,38 +279,71 @@ def _checkpointed(path: Path, fingerprint: str, compute: Callable[[], dict[str, 
     return result
 
 
-def compare_energies(ts: np.ndarray, nodes: Sequence[int], plan: DrawPlan, p_threshold: float | None,
-                     checkpoint_dir: str | Path, fingerprint: str, subject_chunk: int = 50,
-                     robust_rtol: float = 1e-8) -> dict[str, np.ndarray]:
+class _Lazy:
+    """A value computed on first use."""
+
+    def __init__(self, make: Callable[[], np.ndarray]) -> None:
+        self._make, self._value = make, None
+
+    def get(self) -> np.ndarray:
+        if self._value is None:
+            self._value = self._make()
+        return self._value
+
+
+def _chunk_energies(chunk: _Lazy, nodes: Sequence[int], plan: DrawPlan, draws: np.ndarray,
+                    fc: FCRule | float | None, robust_rtol: float) -> dict[str, np.ndarray]:
+    return energies_for_draws(chunk.get(), nodes, plan, draws, fc, robust_rtol)
+
+
+def compare_energies(ts: np.ndarray | Callable[[slice], np.ndarray], nodes: Sequence[int], plan: DrawPlan,
+                     fc: FCRule | float | None, checkpoint_dir: str | Path, fingerprint: str,
+                     subject_chunk: int = 50, robust_rtol: float = 1e-8, n_subjects: int | None = None,
+                     tag: str = "") -> dict[str, np.ndarray]:
     """Energies of every draw and subject, resumable.
 
     Work is split into groups of draws sharing ``start % w`` and chunks of subjects; each
     finished piece is saved under ``checkpoint_dir``, so a killed job resumes where it
     stopped and ends with the same numbers (every draw is fixed by the plan).
 
+    Parameters
+    ----------
+    ts
+        ``[S, ..., N, F]``, or a function returning the series of a slice of subjects (so
+        that surrogates are generated one chunk at a time); then ``n_subjects`` is needed.
+    tag
+        Prefix of the checkpoint files (several rules or variants may share a folder).
+
     Returns
     -------
     dict
-        The arrays of :func:`energies_for_draws`, ``[draws, subjects]``.
+        The arrays of :func:`energies_for_draws`, ``[draws, subjects, ...]``.
     """
     ckpt = Path(checkpoint_dir)
-    n_sub = ts.shape[0]
-    out = {k: np.zeros((len(plan), n_sub)) for k in ENERGY_KEYS}
+    series_of = ts if callable(ts) else (lambda sub: ts[sub])
+    n_sub = n_subjects if callable(ts) else ts.shape[0]
+    if n_sub is None:
+        raise ValueError("n_subjects is needed when the series come from a function")
+    out: dict[str, np.ndarray] = {}
     residues = plan.start % plan.window
     for lo in range(0, n_sub, subject_chunk):
         sub = slice(lo, min(lo + subject_chunk, n_sub))
+        chunk = _Lazy(functools.partial(series_of, sub))  # surrogates are only made if a piece is computed
         for residue in np.unique(residues):
             draws = np.flatnonzero(residues == residue)
-            compute = functools.partial(energies_for_draws, ts[sub], nodes, plan, draws, p_threshold, robust_rtol)
-            piece = _checkpointed(ckpt / f"s{lo}_r{residue}.npz", fingerprint, compute)
-            for key, values in out.items():
-                values[draws, sub] = piece[key]
-        logger.info("energies: subjects %d-%d of %d done", lo + 1, sub.stop, n_sub)
+            compute = functools.partial(_chunk_energies, chunk, nodes, plan, draws, fc, robust_rtol)
+            piece = _checkpointed(ckpt / f"{tag}s{lo}_r{residue}.npz", fingerprint, compute)
+            for key, values in piece.items():
+                if key not in out:
+                    out[key] = np.zeros((len(plan), n_sub) + values.shape[2:])
+                out[key][draws, sub] = values
+        logger.info("energies%s: subjects %d-%d of %d done", f" ({tag.rstrip('_')})" if tag else "", lo + 1,
+                    sub.stop, n_sub)
     return out
 
 
 def shuffled_energies(ts: np.ndarray, nodes: Sequence[int], plan: DrawPlan, n_shuffles: int, seed: int,
-                      p_threshold: float | None = 0.05, batch: int = 8) -> dict[str, np.ndarray]:
+                      p_threshold: float | None = 0.05, batch: int = 20) -> dict[str, np.ndarray]:
     """Dynamic energy with the windows in their recorded order and in random orders.
 
     As ``dynamicMiniEnergyDisruptOrder.m``: each window keeps its own ``e^{A_m dt}`` and
@@ -253,30 +363,93 @@ def shuffled_energies(ts: np.ndarray, nodes: Sequence[int], plan: DrawPlan, n_sh
         start, m, horizon = int(plan.start[d]), int(plan.n_windows[d]), float(plan.horizon[d])
         final = start + w * m
         x0, xf = ts[:, :, start], ts[:, :, final]
-        systems = _window_systems(ts, w, start + w * np.arange(m), p_threshold)
+        systems, _ = _window_systems(ts, w, start + w * np.arange(m), FCRule.of(p_threshold))
         win = ctl.spectral_windows(systems, nodes, horizon / m)
         w_eff, drift = ctl.accumulate_windows(win, x0)
         original[d] = ctl.minimum_energy(w_eff, xf - drift)
         orders = np.stack([rng.permutation(m) for _ in range(n_shuffles)])
         for lo in range(0, n_shuffles, batch):
             perm = orders[lo:lo + batch]  # [R', M]
-            w_eff, drift = ctl.accumulate_windows(win.take(perm, axis=1), x0[:, None])
+            w_eff, drift = ctl.accumulate_windows(win, x0[:, None], order=perm)
             shuffled[d, :, lo:lo + len(perm)] = ctl.minimum_energy(w_eff, xf[:, None] - drift)
     return {"original": original, "shuffled": shuffled}
+
+
+# =========================================================================== surrogates
+
+
+def phase_randomise(ts: np.ndarray, n_surrogates: int, seed: int | Sequence[int]) -> np.ndarray:
+    """Multivariate phase-randomised surrogates (Prichard & Theiler, Phys. Rev. Lett. 73:951, 1994).
+
+    Every frequency of the Fourier transform gets one random phase shared by all regions of a
+    series, so each region's power spectrum and every cross-spectrum are kept: the surrogate
+    has the same autocorrelations, lagged cross-correlations and (exactly) the same static FC
+    over the whole run as the data, but is stationary and Gaussian, with no dynamic
+    reconfiguration beyond what sampling produces. The mean and the Nyquist term stay real, so
+    z-scored series stay z-scored.
+
+    Parameters
+    ----------
+    ts
+        ``[..., N, F]`` series.
+    n_surrogates
+        Surrogates per series.
+    seed
+        Seed of the phases (a sequence such as ``[seed, subject]`` gives per-subject streams).
+
+    Returns
+    -------
+    ndarray
+        ``[..., n_surrogates, N, F]``.
+    """
+    ts = np.asarray(ts, dtype=float)
+    n_frames = ts.shape[-1]
+    spectrum = np.fft.rfft(ts, axis=-1)  # [..., N, Fr]
+    rng = np.random.default_rng(seed)
+    phases = rng.uniform(0.0, 2 * np.pi, size=ts.shape[:-2] + (n_surrogates, spectrum.shape[-1]))
+    phases[..., 0] = 0.0
+    if n_frames % 2 == 0:
+        phases[..., -1] = 0.0
+    rotated = spectrum[..., None, :, :] * np.exp(1j * phases)[..., :, None, :]
+    return np.fft.irfft(rotated, n=n_frames, axis=-1)
+
+
+def with_surrogates(ts: np.ndarray, n_surrogates: int, seed: int, data: bool = True
+                    ) -> Callable[[slice], np.ndarray]:
+    """Series of a slice of subjects: the data first (unless ``data`` is false), then its surrogates.
+
+    Subject ``i``'s phases come from the stream ``[seed, i]``, so any chunking of the subjects
+    gives the same surrogates.
+
+    Returns
+    -------
+    callable
+        ``slice -> [s, 1 + K, N, F]`` (``[s, K, N, F]`` without the data).
+    """
+    def series(sub: slice) -> np.ndarray:
+        idx = range(*sub.indices(ts.shape[0]))
+        return np.stack([np.concatenate(([ts[i][None]] if data else []) + [phase_randomise(ts[i], n_surrogates,
+                                                                                          [seed, i])])
+                         for i in idx])
+
+    return series
 
 
 # --------------------------------------------------------------------------- summaries
 
 
-def bootstrap_median(values: np.ndarray, n_boot: int, seed: int, level: float = 0.95) -> tuple[float, float]:
-    """Percentile CI of the pooled median, resampling draws (rows) with replacement.
+def two_way_median_ci(values: np.ndarray, n_boot: int, seed: int, level: float = 0.95) -> tuple[float, float]:
+    """Percentile CI of the pooled median, resampling draws (rows) and subjects (columns) independently.
 
-    Draws are the unit of resampling because every subject shares a draw's random start,
-    windows and horizon.
+    Every subject shares a draw's random start, windows and horizon, and every draw is taken
+    from the same subjects: draws and subjects are crossed random factors, so both are
+    resampled (a bootstrap of draws alone treats the subjects as fixed).
     """
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, values.shape[0], size=(n_boot, values.shape[0]))
-    meds = np.median(values[idx].reshape(n_boot, -1), axis=1)
+    n_d, n_s = values.shape
+    rows = rng.integers(0, n_d, size=(n_boot, n_d))
+    cols = rng.integers(0, n_s, size=(n_boot, n_s))
+    meds = np.array([np.median(values[r][:, c]) for r, c in zip(rows, cols)])
     lo, hi = np.quantile(meds, [(1 - level) / 2, (1 + level) / 2])
     return float(lo), float(hi)
 
@@ -287,12 +460,13 @@ def summarise_ratio(static: np.ndarray, dynamic: np.ndarray, n_boot: int, seed: 
     Returns
     -------
     dict
-        Median ratio with its bootstrap CI and quartiles, the median reduction ``1 - ratio``,
-        the share of pairs with ``E_d < E_s``, per-subject medians and the number of
-        single-window draws (where the two systems coincide and the ratio is 1).
+        Median ratio with its two-way bootstrap CI (draws and subjects resampled) and
+        quartiles, the median reduction ``1 - ratio``, the share of pairs with ``E_d < E_s``,
+        per-subject medians, and the per-unit log ratios ``log_ratio [subjects, draws]``
+        (natural log) that the report pairs with the surrogates'.
     """
     ratio = dynamic / static
-    lo, hi = bootstrap_median(ratio, n_boot, seed)
+    lo, hi = two_way_median_ci(ratio, n_boot, seed)
     q25, q50, q75 = np.quantile(ratio, [0.25, 0.5, 0.75])
     return {
         "n_draws": int(ratio.shape[0]), "n_subjects": int(ratio.shape[1]),
@@ -302,31 +476,73 @@ def summarise_ratio(static: np.ndarray, dynamic: np.ndarray, n_boot: int, seed: 
         "fraction_dynamic_lower": float(np.mean(dynamic < static)),
         "per_subject_median_ratio": np.median(ratio, axis=0).tolist(),
         "geometric_mean_ratio": float(np.exp(np.mean(np.log(ratio)))),
+        "log_ratio": np.log(ratio).T.tolist(),
     }
 
 
 def summarise_shuffle(original: np.ndarray, shuffled: np.ndarray, n_windows: np.ndarray) -> dict[str, Any]:
     """Does the recorded window order need less energy than shuffled orders?
 
-    Uses draws with at least three windows (two windows have one alternative order).
-    Statistics per (draw, subject): ``log10(E_original / median E_shuffled)`` and the share
-    of shuffles that need more energy than the original order; a one-sided Wilcoxon
-    signed-rank test of the log ratio below 0.
+    Uses draws with at least three windows (two windows have one alternative order). Per
+    (draw, subject): ``ln(median E_shuffled / E_recorded)`` (positive: the recorded order is
+    cheaper), stored as ``[subjects, draws]`` for the report's two-way paired comparison
+    (subjects and draws are crossed, neither is independent of the other). As a secondary,
+    robust statistic: a one-sided Wilcoxon signed-rank test over draws of the per-draw median
+    over subjects (draws are independent random draws; the subjects are then held fixed).
     """
     keep = n_windows >= 3
     if not keep.any():
         return {"n_pairs": 0, "note": "no draw had three or more windows"}
     orig, shuf = original[keep], shuffled[keep]
-    log_ratio = np.log10(orig / np.median(shuf, axis=-1))
+    gain = np.log(np.median(shuf, axis=-1) / orig)  # [D', S]
     above = np.mean(shuf > orig[..., None], axis=-1)
-    flat = log_ratio.ravel()
-    p = float(stats.wilcoxon(flat, alternative="less").pvalue) if flat.size >= 5 and np.any(flat != 0) else float("nan")
+    per_draw = np.median(gain, axis=1)
+    p = (float(stats.wilcoxon(per_draw, alternative="greater").pvalue)
+         if per_draw.size >= 5 and np.any(per_draw != 0) else float("nan"))
     return {
-        "n_pairs": int(flat.size), "n_draws": int(keep.sum()), "n_shuffles": int(shuffled.shape[-1]),
-        "median_log10_ratio": float(np.median(flat)),
-        "fraction_original_lower": float(np.mean(flat < 0)),
+        "n_pairs": int(gain.size), "n_draws": int(keep.sum()), "n_subjects": int(gain.shape[1]),
+        "n_shuffles": int(shuffled.shape[-1]),
+        "median_log10_ratio": float(np.median(-gain) / np.log(10)),
+        "fraction_original_lower": float(np.mean(gain > 0)),
         "median_share_of_shuffles_higher": float(np.median(above)),
-        "wilcoxon_p_less": p,
+        "per_draw_wilcoxon_p_greater": p,
+        "per_draw_fraction_original_lower": float(np.mean(per_draw > 0)),
+        "log_gain": gain.T.tolist(),
+        "log_shuffled": np.log(np.median(shuf, axis=-1)).T.tolist(),
+        "log_recorded": np.log(orig).T.tolist(),
+    }
+
+
+def summarise_surrogates(res: Mapping[str, np.ndarray], rtol_key: str | None) -> dict[str, Any]:
+    """Real vs surrogate energy ratios of one variant, per unit (subject x draw).
+
+    Parameters
+    ----------
+    res
+        Arrays of :func:`compare_energies` on ``[data, surrogate 1..K]`` series, each
+        ``[draws, subjects, 1 + K]``.
+    rtol_key
+        ``None`` for the paper's pseudo-inverse, ``"robust"`` for the stricter one.
+
+    Returns
+    -------
+    dict
+        Medians of the real and the surrogate ratio, the mean edge densities, and the per-unit
+        natural-log ratios ``real_log_ratio`` and ``surrogate_log_ratio`` (mean over
+        surrogates), each ``[subjects, draws]``.
+    """
+    suffix = "_robust" if rtol_key == "robust" else ""
+    ratio = res[f"dynamic{suffix}"] / res[f"static{suffix}"]  # [D, S, 1 + K]
+    log_ratio = np.log(ratio)
+    real, surrogate = log_ratio[..., 0], log_ratio[..., 1:].mean(axis=-1)
+    return {
+        "median_ratio": float(np.median(ratio[..., 0])),
+        "surrogate_median_ratio": float(np.median(ratio[..., 1:])),
+        "density_static": float(res["density_static"][..., 0].mean()),
+        "density_dynamic": float(res["density_dynamic"][..., 0].mean()),
+        "surrogate_density_dynamic": float(res["density_dynamic"][..., 1:].mean()),
+        "real_log_ratio": real.T.tolist(),
+        "surrogate_log_ratio": surrogate.T.tolist(),
     }
 
 
@@ -335,14 +551,20 @@ def _load_inputs(timeseries_path: str | Path) -> tuple[np.ndarray, list[int], di
     return data["ts"].astype(float), data["control_nodes"], data
 
 
+def _plan(settings: Mapping[str, Any], n_frames: int, window: int) -> DrawPlan:
+    """The draws of one window size (the surrogate comparison uses the first ``surrogates.draws``)."""
+    hz = settings["horizon"]
+    return sample_draws(n_frames, window, settings["draws"], settings["seed"] + window, hz["max"], hz["step"])
+
+
 def run_compare(timeseries_path: str | Path, settings: Mapping[str, Any], window: int,
                 checkpoint_dir: str | Path, out_npz: str | Path, out_json: str | Path) -> None:
-    """The ``energy_compare`` rule: static vs dynamic energy for one window size."""
+    """The ``energy_compare`` rule: static vs dynamic energy for one window size (the paper's method)."""
     ts, nodes, data = _load_inputs(timeseries_path)
-    hz = settings["horizon"]
-    plan = sample_draws(ts.shape[-1], window, settings["draws"], settings["seed"] + window, hz["max"], hz["step"])
-    fingerprint = settings_fingerprint(window, settings["draws"], settings["seed"], hz, settings["p_threshold"],
-                                       settings["robust_rtol"], data["subjects"], nodes, float(np.abs(ts).sum()))
+    plan = _plan(settings, ts.shape[-1], window)
+    fingerprint = settings_fingerprint(window, settings["draws"], settings["seed"], settings["horizon"],
+                                       settings["p_threshold"], settings["robust_rtol"], data["subjects"], nodes,
+                                       float(np.abs(ts).sum()))
     t0 = time.perf_counter()
     res = compare_energies(ts, nodes, plan, settings["p_threshold"], checkpoint_dir, fingerprint,
                            settings["subject_chunk"], settings["robust_rtol"])
@@ -360,11 +582,70 @@ def run_compare(timeseries_path: str | Path, settings: Mapping[str, Any], window
         "single_window_draws": int(np.sum(plan.n_windows == 1)),
         "median_rank_static": float(np.median(res["rank_static"])),
         "median_rank_dynamic": float(np.median(res["rank_dynamic"])), "n_regions": int(ts.shape[1]),
+        "density_static": float(res["density_static"].mean()), "density_dynamic": float(res["density_dynamic"].mean()),
         "seconds": seconds, "seconds_per_subject_draw": seconds / max(1, res["static"].size),
     })
     write_json(out_json, summary)
     logger.info("window %d: median E_d/E_s %.3f (CI %.3f-%.3f) over %d draws x %d subjects", window,
                 summary["median_ratio"], *summary["median_ratio_ci95"], len(plan), ts.shape[0])
+
+
+def _data_energies(compare_npz: str | Path, plan: DrawPlan) -> dict[str, np.ndarray]:
+    """The comparison's energies of the data on the first draws of its plan, ``[draws, subjects, 1]``."""
+    with np.load(compare_npz) as z:
+        n = len(plan)
+        if not (np.array_equal(z["start"][:n], plan.start) and np.array_equal(z["horizon"][:n], plan.horizon)):
+            raise DataError(f"{compare_npz}: its draws are not this plan's (settings changed?); rerun energy_compare")
+        return {k: z[k][:n, :, None] for k in ENERGY_KEYS}
+
+
+def run_surrogates(timeseries_path: str | Path, settings: Mapping[str, Any], window: int,
+                   checkpoint_dir: str | Path, out_npz: str | Path, out_json: str | Path,
+                   compare_npz: str | Path | None = None) -> None:
+    """The ``energy_surrogates`` rule: the energy ratio of the data against phase-randomised surrogates.
+
+    On the first ``surrogates.draws`` draws of the comparison's plan, every subject's series
+    and ``surrogates.count`` multivariate phase-randomised surrogates of it (same static FC,
+    no dynamics) go through the same static-vs-dynamic comparison, under each FC rule of
+    :data:`VARIANTS` (thresholded as the paper, unthresholded, equal density) and with the
+    paper's and the stricter pseudo-inverse. The data's energies under the paper's rule are
+    those of the comparison (``compare_npz``, same draws), not computed twice.
+    """
+    ts, nodes, data = _load_inputs(timeseries_path)
+    sur = settings["surrogates"]
+    full = _plan(settings, ts.shape[-1], window)
+    n = min(sur["draws"], len(full))
+    plan = DrawPlan(window, full.start[:n], full.n_windows[:n], full.horizon[:n])
+    seed = settings["seed"] + 104729 * window
+    rules = variant_rules(settings)
+    t0 = time.perf_counter()
+    results: dict[str, dict[str, np.ndarray]] = {}
+    for kind in dict.fromkeys(kind for kind, _ in VARIANTS.values()):
+        reuse = compare_npz is not None and kind == "p"
+        fingerprint = settings_fingerprint(window, n, settings["seed"], settings["horizon"], rules[kind],
+                                           settings["robust_rtol"], sur, data["subjects"], nodes,
+                                           float(np.abs(ts).sum()), reuse)
+        res = compare_energies(with_surrogates(ts, sur["count"], seed, data=not reuse), nodes, plan, rules[kind],
+                               checkpoint_dir, fingerprint, settings["subject_chunk"], settings["robust_rtol"],
+                               ts.shape[0], tag=f"{kind}_")
+        if reuse:
+            own = _data_energies(compare_npz, plan)
+            res = {k: np.concatenate([own[k], res[k]], axis=-1) for k in ENERGY_KEYS}
+        results[kind] = res
+    seconds = time.perf_counter() - t0
+    arrays = {f"{kind}/{key}": value for kind, res in results.items() for key, value in res.items()}
+    with atomic_path(out_npz) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, start=plan.start, n_windows=plan.n_windows, horizon=plan.horizon,
+                 subjects=np.asarray(data["subjects"]), **arrays)
+    variants = {name: {"fc": rules[kind].describe(), "pinv": "N eps (paper)" if tol is None
+                       else f"{settings['robust_rtol']:g} x largest", **summarise_surrogates(results[kind], tol)}
+                for name, (kind, tol) in VARIANTS.items()}
+    write_json(out_json, {"window": window, "n_draws": n, "n_subjects": int(ts.shape[0]),
+                          "n_surrogates": int(sur["count"]), "single_window_draws": int(np.sum(plan.n_windows == 1)),
+                          "variants": variants, "seconds": seconds})
+    logger.info("window %d: median ratio %.3f vs surrogates %.3f (%d draws x %d subjects x %d surrogates, %.0f s)",
+                window, variants["paper"]["median_ratio"], variants["paper"]["surrogate_median_ratio"], n,
+                ts.shape[0], sur["count"], seconds)
 
 
 def run_shuffle(timeseries_path: str | Path, settings: Mapping[str, Any], window: int, out_npz: str | Path,
@@ -883,6 +1164,7 @@ def benchmark_gramians(timeseries_path: str | Path, settings: Mapping[str, Any],
     """
     ts, nodes, data = _load_inputs(timeseries_path)
     cfg = settings["bench"]
+    ctl.compile_kernels()
     x = ts[0]
     n, m, horizon, w = x.shape[0], cfg["windows"], float(cfg["horizon"]), int(cfg["window"])
     B = ctl.control_matrix(n, nodes)

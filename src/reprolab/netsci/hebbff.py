@@ -986,7 +986,8 @@ def run_generalization(settings: dict[str, Any], model_path: str, history_path: 
     X, labels, _ = task.generate(
         np.random.default_rng([seed, 29]), ev["sequences"], net.Nx, meta["trained_R"]
     )
-    trained = positive_rates(predict_logits(net, X)[0], labels)
+    logits = predict_logits(net, X)[0]
+    trained = positive_rates(logits, labels)
     generalises_to = 0  # the HebbFF plotting code stops at the first delay with TPR <= FPR
     for R in test_R:
         if not by_R[str(R)]["tpr"] > by_R[str(R)]["fpr"]:
@@ -1010,6 +1011,11 @@ def run_generalization(settings: dict[str, Any], model_path: str, history_path: 
             "eta": net.eta(),
             "iterations": history["iterations"],
             "sequences": ev["sequences"],
+            # every step of the trained-R test sequences (sequence after sequence), so that the report
+            # can put an interval on each network's accuracy; the format of reprolab.report.stats.per_sample,
+            # written here without importing the report layer (matplotlib) into the evaluation job
+            "trained_R_samples": {"predictions": (logits > 0).astype(int).ravel().tolist(),
+                                  "targets": (labels > 0.5).astype(int).ravel().tolist()},
         },
     )
 
@@ -1082,10 +1088,20 @@ def analyse_snapshots(
     Returns
     -------
     arrays, summary
-        ``arrays``: per-repeat measures (``Q_slice [R, L]`` ...), the null's per-shuffle means
-        (``null_Q_slice [K, L]`` ...), allegiance matrices of the first and last third of the
+        ``arrays``: per-repeat measures (``Q_slice [R, L]`` ...); the test series (``test_Q_slice
+        [L]`` ...), the mean over the first ``null_model.repeats`` partitions of the observed
+        network; the null's per-shuffle means over the same number of partitions
+        (``null_Q_slice [K, L]`` ...); allegiance matrices of the first and last third of the
         slices, the consensus partition, and the robustness variants' mean ``Q_slice``.
         ``summary``: scalars (means over repeats) and what was computed how.
+
+    Notes
+    -----
+    The observed statistic and every null statistic average the same number of partitions,
+    so that they are exchangeable under the null: a series averaged over 100 partitions is
+    smoother than one averaged over 2, and comparing the two would make the permutation
+    p-values anti-conservative. The remaining partitions of the observed network feed only
+    the descriptive allegiance matrices and the consensus partition.
     """
     import time
 
@@ -1100,8 +1116,18 @@ def analyse_snapshots(
         raise ConfigError(
             f"only {L} snapshots: lower snapshots.every or raise train.iterations (need >= 3 slices)"
         )
+    null = cfg["null_model"]
+    test_repeats = int(null["repeats"])
+    if not 1 <= test_repeats <= cfg["repeats"]:
+        raise ConfigError(
+            f"analysis.null_model.repeats = {test_repeats} must lie in 1..analysis.repeats ({cfg['repeats']}): "
+            "the observed test statistic averages the same number of partitions as each null network"
+        )
     memberships = _partitions(adjs, cfg, cfg["repeats"], seed)
     arrays = partition_measures(adjs, memberships, cfg["gamma"], cfg["omega"], cfg["window"])
+    for name in list(arrays):
+        arrays[f"test_{name}"] = nanmean(arrays[name][:test_repeats], axis=0)
+    arrays["test_repeats"] = np.array(test_repeats)
     arrays["memberships"] = memberships.astype(np.int16)
     third = max(L // 3, 1)
     arrays["allegiance_early"] = mod.allegiance_matrix(memberships, slice(0, third))
@@ -1121,12 +1147,11 @@ def analyse_snapshots(
     arrays["consensus"] = consensus
     t_obs = time.perf_counter() - t0
 
-    null = cfg["null_model"]
     rng = np.random.default_rng([seed, 31])
     null_rows: dict[str, list[np.ndarray]] = {}
     for k in range(null["shuffles"]):
         adjs_k = mod.weight_graphs(mod.shuffle_weights(Ws, rng, null["same_permutation"]), cfg["graph"])
-        m_k = _partitions(adjs_k, cfg, null["repeats"], seed + 10_000 + 100 * k)
+        m_k = _partitions(adjs_k, cfg, test_repeats, seed + 10_000 + 100 * k)
         for name, value in partition_measures(adjs_k, m_k, cfg["gamma"], cfg["omega"], cfg["window"]).items():
             null_rows.setdefault(name, []).append(nanmean(value, axis=0))
     for name, rows in null_rows.items():
@@ -1147,6 +1172,7 @@ def analyse_snapshots(
         "slices": L,
         "nodes": adjs.shape[1],
         "repeats": int(cfg["repeats"]),
+        "test_repeats": test_repeats,
         "Q_multilayer": float(arrays["Q_multilayer"].mean()),
         "Q_multilayer_std": float(arrays["Q_multilayer"].std()),
         "flexibility": float(arrays["flex_node"].mean()),
@@ -1259,12 +1285,17 @@ def null_p_value(observed: float, null: np.ndarray, alternative: str = "greater"
 
 
 def run_measures(arrays: dict[str, np.ndarray], entropy: str, window: int, max_lag: int) -> dict[str, Any]:
-    """Per-run correlations of modularity with accuracy and flexibility, observed and under the null."""
+    """Per-run correlations of modularity with accuracy and flexibility, observed and under the null.
+
+    Everything compared with the null uses the ``test_*`` series of :func:`analyse_snapshots`
+    (as many partitions per network as each null network); ``Q_std`` (the spread over all
+    partitions of the observed network) is descriptive.
+    """
     acc = arrays["accuracy"]
-    q = arrays["Q_slice"].mean(0)
-    flex = nanmean(arrays["flex_window"], 0)
+    q = arrays["test_Q_slice"]
+    flex = arrays["test_flex_window"]
     ent_key = "entropy_size" if entropy == "size" else "entropy_allegiance_window"
-    ent = nanmean(arrays[ent_key], 0)
+    ent = arrays[f"test_{ent_key}"]
     null_q, null_flex = arrays["null_Q_slice"], arrays["null_flex_window"]
     return {
         "rho_Q_acc": spearman(q, acc),
@@ -1276,17 +1307,18 @@ def run_measures(arrays: dict[str, np.ndarray], entropy: str, window: int, max_l
         "rho_entropy_acc": spearman(ent, acc),
         "rho_flex_acc": spearman(flex, acc),
         "robust_rho_Q_acc": [spearman(v, acc) for v in arrays.get("robust_Q_slice", [])],
+        "test_repeats": int(arrays["test_repeats"]),
         "final_accuracy": float(acc[-1]),
         "final_Q": float(q[-1]),
         "first_Q": float(q[0]),
         "null_first_Q": float(null_q[:, 0].mean()),
         "null_final_Q": float(null_q[:, -1].mean()),
         "null_final_Q_std": float(null_q[:, -1].std()),
-        "mean_flexibility": float(arrays["flex_node"].mean()),
+        "mean_flexibility": float(arrays["test_flex_node"].mean()),
         "null_mean_flexibility": float(arrays["null_flex_node"].mean()),
         "final_entropy": float(ent[-1]),
         "null_final_entropy": float(nanmean(arrays[f"null_{ent_key}"][:, -1])),
-        "Q_multilayer": float(arrays["Q_multilayer"].mean()),
+        "Q_multilayer": float(arrays["test_Q_multilayer"]),
         "null_Q_multilayer": float(arrays["null_Q_multilayer"].mean()),
         "series": {
             "iteration": arrays["iteration"],
@@ -1303,8 +1335,53 @@ def run_measures(arrays: dict[str, np.ndarray], entropy: str, window: int, max_l
     }
 
 
+def null_test(observed: float, null: np.ndarray) -> dict[str, Any]:
+    """Permutation test of an observed statistic against the same statistic on ``K`` null networks.
+
+    Returns
+    -------
+    dict
+        One-sided p-values ``p_null_greater`` / ``p_null_less`` (``(1 + hits) / (K + 1)``), the
+        two-sided ``p_null = min(1, 2 min(...))``, the smallest two-sided p-value ``K`` finite
+        null values can give (``smallest_p = 2 / (K + 1)``), and whether the observed value lies
+        above the null's mean (the direction of the claims).
+    """
+    null = np.asarray(null, dtype=float)
+    finite = null[np.isfinite(null)]
+    greater, less = null_p_value(observed, finite, "greater"), null_p_value(observed, finite, "less")
+    two_sided = min(1.0, 2 * min(greater, less)) if np.isfinite(greater) else float("nan")
+    return {
+        "p_null_greater": greater,
+        "p_null_less": less,
+        "p_null": two_sided,
+        "smallest_p": min(1.0, 2.0 / (finite.size + 1)),
+        "above_null": bool(finite.size and observed > finite.mean()),
+        "shuffles": int(finite.size),
+    }
+
+
+def sign_rank_test(per_run: Any) -> dict[str, Any]:
+    """Is a per-run correlation positive across runs? Exact two-sided Wilcoxon signed-rank test.
+
+    Returns
+    -------
+    dict
+        ``p_positive`` (two-sided p of a zero median), ``smallest_p_positive`` (``2 / 2^n`` for
+        ``n`` runs: what the exact test can reach), ``positive_direction`` (median above 0) and
+        ``runs_tested``.
+    """
+    from scipy.stats import wilcoxon
+
+    rho = np.asarray(per_run, dtype=float)
+    rho = rho[np.isfinite(rho) & (rho != 0)]
+    n = int(rho.size)
+    p = float(wilcoxon(rho).pvalue) if n >= 2 else float("nan")
+    return {"p_positive": p, "smallest_p_positive": min(1.0, 2.0 / 2**n) if n else 1.0,
+            "positive_direction": bool(n and np.median(rho) > 0), "runs_tested": n}
+
+
 def group_statistics(runs: list[dict[str, Any]], max_lag: int) -> dict[str, Any]:
-    """Mean correlations over runs, tested against the same mean under the null and by a sign test."""
+    """Mean correlations over runs, tested against the same mean under the null and for being positive across runs."""
     from scipy.stats import binomtest
 
     def mean_and_null(key: str) -> dict[str, Any]:
@@ -1318,11 +1395,10 @@ def group_statistics(runs: list[dict[str, Any]], max_lag: int) -> dict[str, Any]
             "per_run": obs.tolist(),
             "null_mean": float(nanmean(null)),
             "null_std": float(nanstd(null)),
-            "p_null_greater": null_p_value(mean, null, "greater"),
-            "p_null_less": null_p_value(mean, null, "less"),
+            **null_test(mean, null),
+            **sign_rank_test(obs),
             "positive": positive,
             "n": int(ok.size),
-            "shuffles": int(np.isfinite(null).sum()),
             "p_sign": float(binomtest(positive, ok.size, 0.5, alternative="greater").pvalue)
             if ok.size
             else float("nan"),
@@ -1331,6 +1407,7 @@ def group_statistics(runs: list[dict[str, Any]], max_lag: int) -> dict[str, Any]
     lags = np.array([r["rho_Q_acc_lags"] for r in runs], dtype=float)  # [runs, lags]
     null_lags = nanmean([r["null_rho_Q_acc_lags"] for r in runs], 0)  # [K, lags]: the null's mean over runs
     lag_means = nanmean(lags, 0)
+    lag_tests = [null_test(m, null_lags[:, d]) | sign_rank_test(lags[:, d]) for d, m in enumerate(lag_means)]
     robust = (
         np.array([r["robust_rho_Q_acc"] for r in runs], dtype=float) if runs[0]["robust_rho_Q_acc"] else None
     )
@@ -1345,7 +1422,8 @@ def group_statistics(runs: list[dict[str, Any]], max_lag: int) -> dict[str, Any]
         "Q_flex": mean_and_null("rho_Q_flex"),
         "Q_acc_lags": lag_means.tolist(),
         "null_Q_acc_lags": nanmean(null_lags, 0).tolist(),
-        "p_null_Q_acc_lags": [null_p_value(m, null_lags[:, d]) for d, m in enumerate(lag_means)],
+        "p_null_Q_acc_lags": [t["p_null_greater"] for t in lag_tests],
+        "Q_acc_lag_tests": lag_tests,
         "entropy_acc": float(nanmean([r["rho_entropy_acc"] for r in runs])),
         "flex_acc": float(nanmean([r["rho_flex_acc"] for r in runs])),
         "robust_Q_acc": nanmean(robust, 0).tolist() if robust is not None else [],
@@ -1368,20 +1446,73 @@ def group_statistics(runs: list[dict[str, Any]], max_lag: int) -> dict[str, Any]
     }
 
 
-def mode_differences(runs_by_mode: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
-    """Kruskal-Wallis test across learning modes of per-run summaries (claim C3)."""
-    from scipy.stats import kruskal
+#: Per-run summaries compared across learning modes (claim C3).
+MODE_SUMMARIES = ("rho_Q_acc", "final_Q", "mean_flexibility", "final_entropy", "rho_Q_flex")
 
+
+def smallest_permutation_p(sizes: list[int], permutations: int) -> float:
+    """Smallest p-value a Monte-Carlo permutation test of group labels can give.
+
+    With ``P`` random relabelings the p-value ``(1 + hits) / (P + 1)`` is at least
+    ``1 / (P + 1)``; and however many are drawn, it cannot fall below the share of distinct
+    labelings that separate the groups as well as the most extreme one (``prod(n_g!)`` times
+    the ways to swap groups of equal size, over ``n!``).
+    """
+    from math import factorial, lgamma
+
+    n = sum(sizes)
+    swaps = 1
+    for size in set(sizes):
+        swaps *= factorial(sizes.count(size))
+    log_share = math.log(swaps) + sum(lgamma(k + 1) for k in sizes) - lgamma(n + 1)
+    return min(1.0, max(1.0 / (permutations + 1), math.exp(log_share)))
+
+
+def kruskal_permutation(samples: list[np.ndarray], permutations: int, seed: int) -> dict[str, float]:
+    """Kruskal-Wallis H across groups, with a permutation p-value (labels shuffled over units).
+
+    The chi-square approximation of H needs about five units per group; with three seeds per
+    mode its p-value cannot fall below about 0.016 for four groups. Permuting the labels gives
+    an exact-in-distribution test at any size; the rank statistic ``sum_g R_g^2 / n_g`` is
+    monotone in H for fixed group sizes, so it orders permutations as H does.
+    """
+    from scipy.stats import kruskal, rankdata
+
+    sizes = [len(x) for x in samples]
+    values = np.concatenate(samples)
+    labels = np.repeat(np.arange(len(samples)), sizes)
+    ranks = rankdata(values)
+    n_g = np.asarray(sizes, dtype=float)
+
+    def statistic(lab: np.ndarray) -> np.ndarray:  # lab [P, n]
+        sums = np.stack([(ranks * (lab == g)).sum(-1) for g in range(len(samples))], -1)
+        return (sums**2 / n_g).sum(-1)
+
+    rng = np.random.default_rng(seed)
+    perms = np.argsort(rng.random((permutations, values.size)), axis=1)
+    observed = statistic(labels[None])[0]
+    hits = int((statistic(labels[perms]) >= observed - 1e-9).sum())
+    return {
+        "H": float(kruskal(*samples).statistic),
+        "p": (1 + hits) / (permutations + 1),
+        "smallest_p": smallest_permutation_p(sizes, permutations),
+        "permutations": permutations,
+    }
+
+
+def mode_differences(
+    runs_by_mode: dict[str, list[dict[str, Any]]], permutations: int = 9999, seed: int = 0
+) -> dict[str, dict[str, float]]:
+    """Permutation Kruskal-Wallis test across learning modes of each per-run summary (claim C3)."""
     out = {}
     groups = [g for g in runs_by_mode.values() if len(g) >= 2]
-    for key in ("rho_Q_acc", "final_Q", "mean_flexibility", "final_entropy", "rho_Q_flex"):
+    for i, key in enumerate(MODE_SUMMARIES):
         samples = [np.array([r[key] for r in g], dtype=float) for g in groups]
         samples = [s[np.isfinite(s)] for s in samples]
         if len(samples) < 2 or any(len(s) < 2 for s in samples) or np.ptp(np.concatenate(samples)) == 0:
-            out[key] = {"H": float("nan"), "p": float("nan")}
+            out[key] = {"H": float("nan"), "p": float("nan"), "smallest_p": 1.0, "permutations": permutations}
             continue
-        res = kruskal(*samples)
-        out[key] = {"H": float(res.statistic), "p": float(res.pvalue)}
+        out[key] = kruskal_permutation(samples, permutations, seed + i)
     return out
 
 
@@ -1425,7 +1556,11 @@ def run_statistics(
             "robustness": cfg.get("robustness", []),
             "by_mode": {m: group_statistics(runs_by_mode[m], cfg["max_lag"]) for m in order},
             "all": group_statistics(runs, cfg["max_lag"]),
-            "mode_differences": mode_differences({m: runs_by_mode[m] for m in order}),
+            "mode_differences": mode_differences(
+                {m: runs_by_mode[m] for m in order}, cfg["mode_permutations"], int(cfg["seed"])
+            ),
+            "test_repeats": int(cfg["null_model"]["repeats"]),
+            "shuffles": int(cfg["null_model"]["shuffles"]),
             "runs": [
                 {k: v for k, v in r.items() if k != "series"}
                 | {"series": {k: np.asarray(v).tolist() for k, v in r["series"].items()}}

@@ -35,6 +35,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -173,12 +174,16 @@ def supra_graph(adjs: np.ndarray, gamma: float = 1.0, omega: float = 1.0) -> Sup
     return SupraGraph(L, N, edges[keep], weights[keep], np.stack([inter_src, inter_src + N], 1), float(omega))
 
 
-def _leiden_igraph(sg: SupraGraph, seed: int, n_iterations: int) -> np.ndarray:
+def _igraph_supra(sg: SupraGraph) -> tuple[Any, list[float]]:
+    """The supra-graph as an igraph ``Graph`` and its edge weights, built once for every repeat."""
     import igraph as ig
 
     edges = np.concatenate([sg.intra_edges, sg.inter_edges])
     weights = np.concatenate([sg.intra_weights, np.full(len(sg.inter_edges), sg.omega)])
-    graph = ig.Graph(n=sg.L * sg.N, edges=edges)
+    return ig.Graph(n=sg.L * sg.N, edges=edges), weights.tolist()
+
+
+def _leiden_igraph(graph: Any, weights: list[float], seed: int, n_iterations: int) -> np.ndarray:
     state = random.getstate()
     random.seed(seed)  # python-igraph draws from Python's random module
     try:
@@ -258,10 +263,11 @@ def multilayer_partitions(
     if backend not in BACKENDS:
         raise ConfigError(f"analysis.backend {backend!r} is unknown; use one of {', '.join(BACKENDS)}")
     sg = supra_graph(adjs, gamma, omega) if backend != "leidenalg_temporal" else None
+    graph, weights = _igraph_supra(sg) if backend == "igraph" else (None, [])
     out = np.empty((repeats, L, N), dtype=np.int64)
     for r in range(repeats):
         if backend == "igraph":
-            flat = _leiden_igraph(sg, seed + r, n_iterations)
+            flat = _leiden_igraph(graph, weights, seed + r, n_iterations)
         elif backend == "leidenalg":
             flat = _leiden_multiplex(sg, seed + r, n_iterations)
         else:
@@ -365,12 +371,22 @@ def allegiance_entropy(membership: np.ndarray) -> np.ndarray:
 
 
 def windowed_allegiance_entropy(membership: np.ndarray, window: int) -> np.ndarray:
-    """Mean node :func:`allegiance_entropy` over windows of ``window`` slices ending at each slice, ``[L]``."""
+    """Mean node :func:`allegiance_entropy` over windows of ``window`` slices ending at each slice, ``[L]``.
+
+    All windows at once: cumulative per-node label counts over slices, differenced ``window``
+    slices apart, give every window's label distribution.
+    """
     g = np.asarray(membership)
-    L = g.shape[0]
+    L, N = g.shape
     out = np.full(L, np.nan)
-    for end in range(window - 1, L) if window >= 1 else ():
-        out[end] = allegiance_entropy(g[end - window + 1 : end + 1]).mean()
+    if window < 1 or window > L:
+        return out
+    onehot = np.zeros((L + 1, N, int(g.max()) + 1))
+    onehot[np.repeat(np.arange(1, L + 1), N), np.tile(np.arange(N), L), g.ravel()] = 1.0
+    counts = np.cumsum(onehot, axis=0)
+    q = (counts[window:] - counts[:-window]) / window  # [L - window + 1, N, K]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out[window - 1 :] = -np.where(q > 0, q * np.log(q), 0.0).sum(2).mean(1)
     return out
 
 
@@ -390,7 +406,9 @@ def allegiance_matrix(memberships: np.ndarray, slices: Sequence[int] | slice | N
 def n_modules(membership: np.ndarray) -> np.ndarray:
     """Number of distinct modules in each slice, ``[L]``."""
     g = np.asarray(membership)
-    return np.array([len(np.unique(row)) for row in g])
+    present = np.zeros((g.shape[0], int(g.max()) + 1), dtype=bool)
+    present[np.repeat(np.arange(g.shape[0]), g.shape[1]), g.ravel()] = True
+    return present.sum(1)
 
 
 def shuffle_weights(Ws: np.ndarray, rng: np.random.Generator, same_permutation: bool = True) -> np.ndarray:
