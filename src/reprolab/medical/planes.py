@@ -489,6 +489,10 @@ def evaluate_pretext(model, data: PretextData, arm: str, sigma: float, device: s
         "slice_mae": float(np.mean(np.abs(slice_pred - true_slice))),
         "slice_r": float(np.corrcoef(slice_pred, true_slice)[0, 1]) if np.std(slice_pred) > 0 else float("nan"),
         "heat_mse": float(np.mean((heat_pred - heat_true) ** 2)),
+        # constant predictions for comparison: no line, the held-out images' mean heatmap and mean location
+        "heat_mse_zero": float(np.mean(heat_true**2)),
+        "heat_mse_constant": float(np.mean((heat_true - heat_true.mean(axis=0)) ** 2)),
+        "slice_mae_constant": float(np.mean(np.abs(true_slice - true_slice.mean()))),
         "line_angle_deg": angle.tolist(), "line_offset_px": offset.tolist(),
         "line_angle_median_deg": [float(np.nanmedian(angle[:, v])) for v in range(angle.shape[1])],
         "line_offset_median_px": [float(np.nanmedian(offset[:, v])) for v in range(offset.shape[1])],
@@ -584,6 +588,17 @@ def _rotate_batch(x, y, max_deg: float, generator):
     return x, y[:, 0].long()
 
 
+def _epoch_batches(n: int, batch_size: int, steps: int | str, generator) -> list[np.ndarray]:
+    """Slice indices of one epoch's batches: one shuffled pass (``steps == "pass"``) or ``steps``
+    batches drawn with replacement."""
+    import torch
+
+    if steps == "pass":
+        order = torch.randperm(n, generator=generator).numpy()
+        return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    return [torch.randint(n, (batch_size,), generator=generator).numpy() for _ in range(int(steps))]
+
+
 def predict_volumes(model, data: SegmentationData, device: str, batch: int = 64) -> np.ndarray:
     """Arg-max labels of every slice ``[n, H, W]``."""
     import torch
@@ -616,8 +631,9 @@ def finetune(arm: str, cfg: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
              init_state: dict | None, device: str, checkpoint_dir: str | Path) -> dict[str, Any]:
     """Train one segmentation run (card, section 2.5) and score it on the test volumes.
 
-    Each epoch takes ``steps_per_epoch`` batches drawn at random from the labelled slices (the same
-    number of updates whatever the budget), rotated by up to ``rotation_deg``; the loss is the
+    Each epoch is one shuffled pass over the labelled slices (``steps_per_epoch: pass``, as the
+    official code) or ``steps_per_epoch`` batches drawn at random (the same number of updates at
+    every budget); slices are rotated by up to ``rotation_deg``; the loss is the
     cross-entropy plus ``l1`` times the L1 norm of the weights. Validation Dice (mean over
     foreground classes and validation volumes) every ``val_every`` epochs selects the weights
     that are tested.
@@ -646,8 +662,8 @@ def finetune(arm: str, cfg: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
         gen = torch.Generator().manual_seed(epoch_seed(seed, epoch))
         model.train()
         total = 0.0
-        for _ in range(spec["steps_per_epoch"]):
-            index = torch.randint(len(train.image), (spec["batch_size"],), generator=gen).numpy()
+        batches = _epoch_batches(len(train.image), spec["batch_size"], spec["steps_per_epoch"], gen)
+        for index in batches:
             x = torch.as_tensor(train.image[index].astype(np.float32)[:, None])
             y = torch.as_tensor(train.label[index].astype(np.int64))
             x, y = _rotate_batch(x, y, spec["rotation_deg"], gen)
@@ -659,7 +675,7 @@ def finetune(arm: str, cfg: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
             opt.step()
             total += loss.item()
         sched.step()
-        out = {"train_loss": total / spec["steps_per_epoch"], "lr": opt.param_groups[0]["lr"]}
+        out = {"train_loss": total / len(batches), "lr": opt.param_groups[0]["lr"]}
         if (epoch + 1) % spec["val_every"] == 0 or epoch + 1 == spec["epochs"]:
             scores = score_volumes(predict_volumes(model, val, device), val, n_classes, surface=False)
             out["val_dice"] = float(np.nanmean(scores["dice"]))
