@@ -10,8 +10,12 @@ import numpy as np
 
 from reprolab.core.io import read_json
 from reprolab.report import (
+    Claim,
+    Figure,
     PaperMeta,
     Table,
+    build_report,
+    collect_provenance,
     figure,
     save_figure,
 )
@@ -264,3 +268,208 @@ def pretext_table(pretext: Mapping[str, Mapping[str, Any]]) -> Table:
         note=("Predicted lines are fitted to the predicted heatmaps (principal axis of the pixels above half the "
               "maximum); offset = distance of the true line's point nearest the image centre from the fitted line."),
     )
+
+
+# --------------------------------------------------------------------------- claims
+
+#: Dice is shown in points (x 100) in the verdicts' sentences.
+DICE_SCALE, DICE_UNIT = 100.0, " Dice points"
+NO_NUMBERS = "no numbers in the abstract; the cardiac tables are not transcribed in the card (TODO from the PDF)"
+
+
+def limited_budgets(record: Mapping[str, Any]) -> list[str]:
+    """The label budgets below the whole pool, smallest first (the settings of C1 and C2)."""
+    limited = [b for b in budgets_of(record) if b != "all"]
+    return sorted(limited, key=int) or budgets_of(record)
+
+
+def _compare(finetune: Mapping[str, Mapping[str, Any]], a: str, b: str, budget: str):
+    from reprolab.report.stats import paired_comparison
+
+    ua, seeds_a, vols_a = dice_units(finetune[a], budget)
+    ub, seeds_b, vols_b = dice_units(finetune[b], budget)
+    if vols_a != vols_b or seeds_a != seeds_b:
+        raise ValueError(f"{a} and {b} at budget {budget} were not run on the same seeds and test volumes")
+    return paired_comparison(ua, ub)
+
+
+def _per_budget(finetune, a: str, b: str, judge) -> dict[str, Any]:
+    return {f"{bud} labelled": judge(_compare(finetune, a, b, bud)) for bud in limited_budgets(finetune[a])}
+
+
+def _measured(finetune, a: str, b: str, budget: str) -> str:
+    ua, ub = dice_units(finetune[a], budget)[0], dice_units(finetune[b], budget)[0]
+    return (f"{budget} labelled subject(s): {ARM_NAMES[a]} {ua.mean():.3f} vs {ARM_NAMES[b]} {ub.mean():.3f} mean test "
+            f"Dice ({ua.shape[0]} seeds x {ua.shape[1]} test volumes)")
+
+
+def claims_from(finetune: Mapping[str, Mapping[str, Any]], settings: Mapping[str, Any], scale: str,
+                evidence: Sequence[str]) -> list[Claim]:
+    """Claims C1-C3 of the card from the fine-tuning records (``{arm: eval.json}``).
+
+    Every comparison is paired on seeds (same labelled subjects and seed in both arms) and on
+    test volumes, through :func:`reprolab.report.stats.paired_comparison`. C1 and C2 are judged
+    at the smallest label budget (pre-registered) and read against the other limited budgets
+    (:func:`~reprolab.report.stats.across_settings`).
+    """
+    from reprolab.report.stats import across_settings, non_inferiority, superiority
+
+    min_effect, margin = settings["claims"]["min_effect"], settings["claims"]["margin"]
+    claims: list[Claim] = []
+    if "scratch" not in finetune:
+        return [Claim(id="C1", statement="Pretraining beats training from scratch.", paper_value=NO_NUMBERS,
+                      paper_label="verified: arXiv abstract (no numbers)", measured="scratch arm not run",
+                      verdict="not tested", scale=scale, note="Add scratch to papers.planes.arms.")]
+
+    def better(cmp):
+        return superiority(cmp, min_effect, DICE_SCALE, DICE_UNIT)
+
+    def not_worse(cmp):
+        return non_inferiority(cmp, margin, DICE_SCALE, DICE_UNIT)
+
+    for cid, arm, what in (("C1a", "line", "the intersecting-line task"), ("C1b", "slice", "the slice-location task"),
+                           ("C1c", "multitask", "both tasks (multitask)")):
+        if arm not in finetune:
+            continue
+        smallest = limited_budgets(finetune[arm])[0]
+        v = across_settings(_per_budget(finetune, arm, "scratch", better), f"{smallest} labelled")
+        claims.append(Claim(
+            id=cid, statement=f"A U-Net pretrained on {what} segments better than one trained from scratch with few labels.",
+            paper_value=NO_NUMBERS, paper_label="verified: arXiv abstract ('remarkably boosted performance')",
+            measured=_measured(finetune, arm, "scratch", smallest), verdict=v.verdict, scale=scale,
+            evidence=list(evidence),
+            note=v.reason + " Paired on seeds (same labelled subjects) and test volumes; weights chosen on validation Dice.",
+        ))
+    if "multitask" in finetune and "all" in budgets_of(finetune["multitask"]):
+        claims.append(_gain_shrinks_claim(finetune, scale, evidence, min_effect))
+    for cid, other in (("C2a", "line"), ("C2b", "slice")):
+        if "multitask" not in finetune or other not in finetune:
+            continue
+        smallest = limited_budgets(finetune["multitask"])[0]
+        v = across_settings(_per_budget(finetune, "multitask", other, not_worse), f"{smallest} labelled")
+        claims.append(Claim(
+            id=cid, statement=f"Multitask pretraining is at least as good as {ARM_NAMES[other]} pretraining "
+                              f"(non-inferiority margin {DICE_SCALE * margin:.1f} Dice points).",
+            paper_value="qualitative (abstract: 'can be combined in multitask learning for better representation learning')",
+            paper_label="verified: arXiv abstract", measured=_measured(finetune, "multitask", other, smallest),
+            verdict=v.verdict, scale=scale, evidence=list(evidence), note=v.reason,
+        ))
+    claims.append(Claim(
+        id="C3", statement="The pretext tasks also help knee MRI classification and beat other SSL methods.",
+        paper_value="knee: 80 / 800 subjects, metric unstated (third-party note, not a target)", paper_label="unverified",
+        measured="not run", verdict="not tested", scale=scale,
+        note="The knee data, task and protocol are not published in accessible form, and no SSL baselines are "
+             "implemented here (card, section 2.5).",
+    ))
+    return claims
+
+
+def _gain_shrinks_claim(finetune, scale: str, evidence: Sequence[str], min_effect: float) -> Claim:
+    """C1d: the multitask gain over scratch is larger at the smallest budget than with all labels."""
+    from reprolab.report.stats import paired_comparison, superiority
+
+    smallest = limited_budgets(finetune["multitask"])[0]
+    gains = {b: dice_units(finetune["multitask"], b)[0] - dice_units(finetune["scratch"], b)[0]
+             for b in (smallest, "all")}
+    cmp = paired_comparison(gains[smallest], gains["all"])
+    v = superiority(cmp, min_effect, DICE_SCALE, DICE_UNIT)
+    return Claim(
+        id="C1d", statement="The gain of (multitask) pretraining over scratch is largest with few labelled subjects.",
+        paper_value=NO_NUMBERS, paper_label="unverified (card's testable form)",
+        measured=(f"multitask - scratch: {gains[smallest].mean():+.3f} Dice with {smallest} labelled, "
+                  f"{gains['all'].mean():+.3f} with all"),
+        verdict=v.verdict, scale=scale, evidence=list(evidence),
+        note=v.reason + " A = the gain at the smallest budget, B = the gain with all labelled subjects, paired on "
+                        "seeds and test volumes.",
+    )
+
+
+# --------------------------------------------------------------------------- report
+
+CAPTIONS = {
+    "heatmaps.png": ("F1: held-out SAX inputs with the true (solid) and fitted predicted (dashed) intersecting lines "
+                     "of the 2CH-like (red) and 4CH-like (blue) planes, and the predicted heatmaps."),
+    "slice_location.png": "F2: predicted vs true relative slice location on held-out subjects (Pearson r, MAE).",
+    "dice_vs_budget.png": ("F3: test Dice vs number of labelled subjects for the four initialisations (mean over seeds; "
+                           "bars: min-max over seeds)."),
+    "loss_curves.png": ("F4: pretext losses (train solid, validation dashed) and, at the smallest label budget, the "
+                        "segmentation training loss and validation Dice (mean over seeds)."),
+}
+
+
+def _data_notes(settings: Mapping[str, Any], scale: str, finetune: Mapping[str, Mapping[str, Any]],
+                pretext: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    data, pre = settings["data"], settings["preprocess"]
+    notes = []
+    if data["source"] == "demo":
+        d = data["demo"]
+        notes.append(
+            f"Demo anatomy: nilearn's MNI152 (ICBM 2009c nonlinear asymmetric) T1, grey- and white-matter templates at "
+            f"{d['resolution_mm']} mm (Fonov et al. 2011), resliced per synthetic subject (anatomy scaled by 1 +- "
+            f"{d['scale']} per axis) on a stack of {d['slices']} parallel SAX-like planes perpendicular to a long axis "
+            f"tilted up to {d['axis_tilt_deg']} deg from superior (offsets {d['coverage_mm']} mm from the brain centre, "
+            f"in-plane rotation up to {d['inplane_deg']} deg, field of view shifted up to {d['shift_mm']} mm) and on two "
+            f"long-axis planes containing that axis ({d['lax_angle_deg']} deg apart, +-{d['lax_jitter_deg']} deg), "
+            f"stored with their DICOM geometry (IPP, IOP, PixelSpacing {d['acquisition']['pixel_spacing']} mm, "
+            f"{d['acquisition']['rows']} x {d['acquisition']['cols']}). Subjects: {d['subjects']}.")
+        notes.append("Segmentation labels: background / grey matter / white matter / other tissue from the thresholded "
+                     "templates (reprolab.medical.anatomy.tissue_labels), resampled by nearest neighbour.")
+    else:
+        notes.append(f"Pretraining: Kaggle DSB2 cine CMR DICOM (SAX, 2CH, 4CH), patient split {data['dsb2']['split']} "
+                     f"(seed {data['dsb2']['seed']}), {data['dsb2']['max_frames']} frames per SAX position. "
+                     f"Segmentation: ACDC at ED and ES, training patients split {data['acdc']['split']} "
+                     f"(seed {data['acdc']['seed']}), the official testing patients as the test set.")
+    notes.append(f"Preprocessing: in-plane resampling to {pre['spacing_mm']} mm isotropic, {pre['size']} x {pre['size']} "
+                 f"centred grid with zero padding, per-image z-score of the original intensities; heatmap sigma "
+                 f"{settings['heatmap_sigma_px']} px.")
+    p, f = settings["pretrain"], settings["finetune"]
+    notes.append(f"Network: MONAI BasicUNet, features {settings['model']['features']}, batch norm, slice head "
+                 f"(global max pool, {settings['model']['head_hidden']} hidden units, dropout "
+                 f"{settings['model']['head_dropout']}). Pretraining: {p['epochs']} epochs, batch {p['batch_size']}, "
+                 f"Adam lr {p['lr']} (x{p['lr_gamma']} every {p['lr_step']} epochs, starting at lr), loss alpha "
+                 f"{settings['loss']['alpha']} / beta {settings['loss']['beta']}, seed {settings['pretrain_seed']}, best "
+                 f"epoch by validation loss. Fine-tuning: {f['epochs']} epochs of {f['steps_per_epoch']} step(s), batch "
+                 f"{f['batch_size']}, Adam lr {f['lr']}, L1 {f['l1']}, rotation +-{f['rotation_deg']} deg, "
+                 f"cross-entropy, weights chosen by validation Dice every {f['val_every']} epoch(s); label budgets "
+                 f"{f['budgets']}, seeds {settings['seeds']}.")
+    return notes
+
+
+def _not_reproduced(settings: Mapping[str, Any], scale: str) -> list[str]:
+    items = [
+        ("C3 (knee MRI classification, comparison with SimCLR, BYOL, MAE and other SSL methods): data and protocol "
+         "are not available."),
+        "Other backbones of the official code (ResNet-UNet, AlexNet-UNet, DeepLabV3) are not run.",
+    ]
+    if settings["data"]["source"] == "demo":
+        items.insert(0, (
+            "The cardiac claim itself: the demo replaces cine CMR (DSB2 pretraining, ACDC RV / MYO / LV segmentation) "
+            "by a brain template resliced on synthetic anatomy-oriented planes, with tissue segmentation as the target "
+            "task. It tests the machinery (exact plane geometry, targets, transfer) and whether the pretext tasks help "
+            "a different anatomy with few labels; it cannot test cardiac segmentation, where the lines cross the left "
+            "ventricle's long axis and so point at the structures being segmented. The paper scale runs DSB2 and "
+            "ACDC (config/papers/planes.yaml, scales.paper) once both are downloaded with an account."))
+        items.insert(1, (
+            "Training length: the demo trains for a few hundred updates on a CPU (a small U-Net on 48 x 48 images), "
+            "against 500 epochs of a 64-1024 U-Net on 224 x 224 images in the paper; every arm gets the same "
+            "number of updates at every budget."))
+    return items
+
+
+def write_report(pretext_paths: Sequence[str], history_paths: Sequence[str], finetune_paths: Sequence[str],
+                 figure_paths: Sequence[str], data_paths: Sequence[str], settings: Mapping[str, Any],
+                 global_settings: Mapping[str, Any], out_html: str, out_claims: str) -> None:
+    """The ``planes_report`` rule."""
+    scale = global_settings["scale"]
+    pretext, finetune = by_arm(pretext_paths), by_arm(finetune_paths)
+    class_names = next(iter(finetune.values()))["classes"]
+    claims = claims_from(finetune, settings, scale, sorted(finetune_paths))
+    tables = [dice_table(finetune, class_names), pretext_table(pretext)]
+    surface = surface_table(finetune, class_names)
+    if surface is not None:
+        tables.append(surface)
+    figures = [Figure(p, CAPTIONS.get(Path(p).name, "")) for p in figure_paths]
+    provenance = collect_provenance({**global_settings, "papers": {"planes": dict(settings)}},
+                                    {Path(p).name: p for p in data_paths}, benchmark_dir="benchmarks/planes")
+    build_report(META, scale, claims, figures, tables, _data_notes(settings, scale, finetune, pretext),
+                 _not_reproduced(settings, scale), provenance, out_html, out_claims)
