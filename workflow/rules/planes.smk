@@ -123,7 +123,7 @@ rule planes_pretrain:
 rule planes_finetune:
     input:
         data=f"{DATA}/planes/{SCALE}/segmentation.npz",
-        pretrained=lambda wc: [] if wc.planes_arm == "scratch" else f"results/planes/pretrain/{wc.planes_arm}/model.pt",
+        pretrained=lambda wc: [] if wc.planes_arm == "scratch" else [f"results/planes/pretrain/{wc.planes_arm}/model.pt"],
     output:
         "results/planes/finetune/{planes_arm}/eval.json",
     params:
