@@ -194,3 +194,37 @@ def test_acdc_reader_gives_labelled_ed_and_es_volumes_with_training_and_testing_
     (tmp_path / "database/training/patient002/patient002_frame03_gt.nii.gz").unlink()
     with pytest.raises(DataError, match="patient002_frame03_gt"):
         read_acdc(tmp_path, {"train": 0.8, "val": 0.2}, seed=0)
+
+
+def test_pretext_pipeline_on_a_synthetic_dicom_series(tmp_path: Path):
+    """DICOM -> studies -> preprocessed images and exact targets -> a short pretraining run (the paper-scale path)."""
+    from reprolab.core.io import read_json
+    from reprolab.medical.planes import PretextData, build_pretext_data, load_npz, run_pretraining
+
+    for pid in ("1", "2", "3", "4"):
+        write_dsb2_patient(tmp_path / "dsb2" / "train", pid)
+    studies = read_dsb2(tmp_path / "dsb2", {"pretrain": 0.5, "pretrain_val": 0.25, "pretrain_test": 0.25}, seed=0,
+                        max_frames=3)
+    build_pretext_data(studies, spacing_mm=2.0, size=16, out_path=tmp_path / "pretext.npz")
+    arrays = load_npz(tmp_path / "pretext.npz")
+    assert arrays["image"].shape == (12, 3, 16, 16) and set(arrays["roles"]) == {"pretrain", "pretrain_val",
+                                                                                 "pretrain_test"}
+    # SAX image centre (9.5, 7.25): 14.5 columns of 1.0 mm and 9.5 rows of 1.5 mm from the IPP (-5, -7);
+    # the 16 x 16 grid of 2 mm pixels starts 15 mm before it, at (-5.5, -7.75).
+    a2, b2, c2 = arrays["line"][0, 0]  # 2CH: the sagittal plane x = 12 -> the column u = 8.75
+    assert abs(a2) == pytest.approx(1.0) and b2 == pytest.approx(0.0, abs=1e-9) and -c2 / a2 == pytest.approx(8.75)
+    a4, b4, c4 = arrays["line"][0, 1]  # 4CH: the coronal plane y = 9 -> the row v = 8.375
+    assert a4 == pytest.approx(0.0, abs=1e-9) and -c4 / b4 == pytest.approx(8.375)
+    for s in range(4):  # z = 0, 8, 16 -> loc = -z -> 1, 0.5, 0
+        assert np.allclose(arrays["slice"][arrays["subject"] == s], [1.0, 0.5, 0.0])
+    assert np.allclose(arrays["image"].astype(np.float32).mean(axis=(-2, -1)), 0, atol=1e-2)
+
+    cfg = {"pretrain_seed": 1, "heatmap_sigma_px": 1.0, "loss": {"alpha": 1.0, "beta": 1.0},
+           "model": {"features": [4, 4, 4, 8, 8, 4], "head_hidden": 4, "head_dropout": 0.0},
+           "pretrain": {"epochs": 2, "batch_size": 2, "lr": 0.001, "lr_step": 10, "lr_gamma": 0.3, "l1": 0.0,
+                        "examples": 2}}
+    out = {k: str(tmp_path / f"{k}.{e}") for k, e in (("model", "pt"), ("history", "json"), ("eval", "json"),
+                                                       ("examples", "npz"))}
+    run_pretraining("multitask", cfg, str(tmp_path / "pretext.npz"), "cpu", 1, str(tmp_path / "ckpt"), out)
+    assert len(read_json(out["history"])["epochs"]) == 2
+    assert read_json(out["eval"])["n_images"] == len(PretextData(arrays, "pretrain_test").slice) == 3

@@ -394,9 +394,11 @@ def pretrain(arm: str, cfg: Mapping[str, Any], data_path: str | Path, seed: int,
         rng = np.random.default_rng(epoch_seed(seed, epoch))
         model.train()
         index, frame = train.epoch_items(rng)
-        sums = np.zeros(3)
+        sums, used = np.zeros(3), 0
         for start in range(0, len(index), spec["batch_size"]):
             sl = slice(start, start + spec["batch_size"])
+            if len(index[sl]) < 2 < len(index):  # batch norm cannot train on a trailing single image
+                continue
             heat, slc = _pretext_losses(model, train, index[sl], frame[sl], sigma, device)
             loss = alpha * heat + beta * slc
             if spec["l1"] > 0:
@@ -405,11 +407,12 @@ def pretrain(arm: str, cfg: Mapping[str, Any], data_path: str | Path, seed: int,
             loss.backward()
             opt.step()
             sums += np.array([loss.item(), heat.item(), slc.item()]) * len(index[sl])
+            used += len(index[sl])
         sched.step()
         val_heat, val_slice = _pretext_eval_losses(model, val, sigma, device, spec["batch_size"])
         val_loss = alpha * val_heat + beta * val_slice
         best.offer(val_loss, epoch + 1, model)
-        train_loss, train_heat, train_slice = sums / len(index)
+        train_loss, train_heat, train_slice = sums / max(used, 1)
         return {"train_loss": train_loss, "train_heat": train_heat, "train_slice": train_slice,
                 "val_loss": val_loss, "val_heat": val_heat, "val_slice": val_slice,
                 "lr": opt.param_groups[0]["lr"]}
@@ -595,7 +598,8 @@ def _epoch_batches(n: int, batch_size: int, steps: int | str, generator) -> list
 
     if steps == "pass":
         order = torch.randperm(n, generator=generator).numpy()
-        return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+        batches = [order[i:i + batch_size] for i in range(0, n, batch_size)]
+        return [b for b in batches if len(b) > 1] or batches  # batch norm cannot train on one slice
     return [torch.randint(n, (batch_size,), generator=generator).numpy() for _ in range(int(steps))]
 
 
