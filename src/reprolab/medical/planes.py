@@ -721,8 +721,8 @@ def run_finetuning(arm: str, cfg: Mapping[str, Any], data_path: str, pretrained:
         for budget in cfg["finetune"]["budgets"]:
             run = finetune(arm, cfg, arrays, budget, int(seed), copy.deepcopy(init_state), device,
                            Path(checkpoint_root) / f"s{seed}_b{budget}")
-            log.info("%s seed %s budget %s: val Dice %.3f, test Dice %.3f", arm, seed, budget, run["val_dice"],
-                     float(np.nanmean(run["test"]["dice"])))
+            log.info("%s seed %s budget %s: validation Dice %.3f at epoch %d", arm, seed, budget, run["val_dice"],
+                     run["best_epoch"])
             runs.append(run)
     write_json(out_eval, {"arm": arm, "device": device, "classes": _class_names(arrays), "runs": runs,
                           "pretrained": pretrained})

@@ -404,7 +404,7 @@ def _data_notes(settings: Mapping[str, Any], scale: str, finetune: Mapping[str, 
     if data["source"] == "demo":
         d = data["demo"]
         notes.append(
-            f"Demo anatomy: nilearn's MNI152 (ICBM 2009c nonlinear asymmetric) T1, grey- and white-matter templates at "
+            f"Demo anatomy: nilearn's MNI152 (ICBM 2009a nonlinear symmetric) T1, grey- and white-matter templates at "
             f"{d['resolution_mm']} mm (Fonov et al. 2011), resliced per synthetic subject (anatomy scaled by 1 +- "
             f"{d['scale']} per axis) on a stack of {d['slices']} parallel SAX-like planes perpendicular to a long axis "
             f"tilted up to {d['axis_tilt_deg']} deg from superior (offsets {d['coverage_mm']} mm from the brain centre, "
