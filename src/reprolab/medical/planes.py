@@ -591,6 +591,25 @@ def _rotate_batch(x, y, max_deg: float, generator):
     return x, y[:, 0].long()
 
 
+def segmentation_loss(name: str):
+    """The fine-tuning loss ``(logits [B, C, H, W], labels [B, H, W]) -> scalar``.
+
+    ``ce``: cross-entropy (the official code). ``dice_ce``: MONAI's ``DiceCELoss`` (soft Dice of
+    the softmax plus cross-entropy, equal weights), which learns rare classes within a short
+    schedule.
+    """
+    import torch.nn.functional as F
+
+    if name == "ce":
+        return F.cross_entropy
+    if name == "dice_ce":
+        from monai.losses import DiceCELoss
+
+        dice_ce = DiceCELoss(to_onehot_y=True, softmax=True)
+        return lambda logits, labels: dice_ce(logits, labels[:, None])
+    raise ConfigError(f"papers.planes finetune.loss: {name!r} is not ce or dice_ce")
+
+
 def _epoch_batches(n: int, batch_size: int, steps: int | str, generator) -> list[np.ndarray]:
     """Slice indices of one epoch's batches: one shuffled pass (``steps == "pass"``) or ``steps``
     batches drawn with replacement."""
@@ -637,13 +656,12 @@ def finetune(arm: str, cfg: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
 
     Each epoch is one shuffled pass over the labelled slices (``steps_per_epoch: pass``, as the
     official code) or ``steps_per_epoch`` batches drawn at random (the same number of updates at
-    every budget); slices are rotated by up to ``rotation_deg``; the loss is the
-    cross-entropy plus ``l1`` times the L1 norm of the weights. Validation Dice (mean over
+    every budget); slices are rotated by up to ``rotation_deg``; the loss is ``loss``
+    (:func:`segmentation_loss`) plus ``l1`` times the L1 norm of the weights. Validation Dice (mean over
     foreground classes and validation volumes) every ``val_every`` epochs selects the weights
     that are tested.
     """
     import torch
-    import torch.nn.functional as F
 
     from reprolab.core.loop import epoch_seed, run_epochs, run_key
     from reprolab.core.runtime import seed_everything
@@ -661,6 +679,7 @@ def finetune(arm: str, cfg: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
     model.to(device)
     opt, sched = _optimiser(model, spec)
     best = Best(score=-1.0, lower_is_better=False)
+    criterion = segmentation_loss(spec.get("loss", "ce"))
 
     def epoch_fn(epoch: int) -> dict[str, float]:
         gen = torch.Generator().manual_seed(epoch_seed(seed, epoch))
@@ -671,7 +690,7 @@ def finetune(arm: str, cfg: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
             x = torch.as_tensor(train.image[index].astype(np.float32)[:, None])
             y = torch.as_tensor(train.label[index].astype(np.int64))
             x, y = _rotate_batch(x, y, spec["rotation_deg"], gen)
-            loss = F.cross_entropy(model(x.to(device)), y.to(device))
+            loss = criterion(model(x.to(device)), y.to(device))
             if spec["l1"] > 0:
                 loss = loss + spec["l1"] * _l1(model)
             opt.zero_grad(set_to_none=True)
