@@ -59,7 +59,7 @@ CFG = {
     "model": {"features": [4, 4, 8, 8, 16, 4], "head_hidden": 16, "head_dropout": 0.0},
     "pretrain": {"epochs": 20, "batch_size": 4, "lr": 0.01, "lr_step": 100, "lr_gamma": 0.3, "l1": 0.0, "examples": 2},
     "finetune": {"epochs": 6, "steps_per_epoch": 8, "batch_size": 6, "lr": 0.003, "lr_step": 100, "lr_gamma": 0.5,
-                 "l1": 1e-6, "rotation_deg": 10, "val_every": 2, "budgets": [1, "all"], "surface_metrics": True},
+                 "l1": 1e-6, "loss": "ce", "rotation_deg": 10, "val_every": 2, "budgets": [1, "all"], "surface_metrics": True},
 }
 
 

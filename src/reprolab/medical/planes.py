@@ -194,9 +194,10 @@ def make_pretext_data(source: str, data_cfg: Mapping[str, Any], preprocess: Mapp
 
 def make_segmentation_data(source: str, data_cfg: Mapping[str, Any], preprocess: Mapping[str, Any],
                            class_names: Sequence[str], out: str) -> None:
-    """The ``planes_segmentation_data`` rule."""
-    build_segmentation_data(load_studies(source, data_cfg, "segmentation"), preprocess["spacing_mm"],
-                            preprocess["size"], class_names, out)
+    """The ``planes_segmentation_data`` rule (pixel size ``segmentation_spacing_mm`` if given, else ``spacing_mm``)."""
+    spacing = preprocess.get("segmentation_spacing_mm", preprocess["spacing_mm"])
+    build_segmentation_data(load_studies(source, data_cfg, "segmentation"), spacing, preprocess["size"], class_names,
+                            out)
 
 
 def _save_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
@@ -679,7 +680,7 @@ def finetune(arm: str, cfg: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
     model.to(device)
     opt, sched = _optimiser(model, spec)
     best = Best(score=-1.0, lower_is_better=False)
-    criterion = segmentation_loss(spec.get("loss", "ce"))
+    criterion = segmentation_loss(spec["loss"])
 
     def epoch_fn(epoch: int) -> dict[str, float]:
         gen = torch.Generator().manual_seed(epoch_seed(seed, epoch))

@@ -397,6 +397,10 @@ CAPTIONS = {
 }
 
 
+LOSS_NAMES = {"ce": "cross-entropy (as the paper)", "dice_ce": "soft Dice + cross-entropy (MONAI DiceCELoss; the paper uses "
+                                                              "cross-entropy alone)"}
+
+
 def _data_notes(settings: Mapping[str, Any], scale: str, finetune: Mapping[str, Mapping[str, Any]],
                 pretext: Mapping[str, Mapping[str, Any]]) -> list[str]:
     data, pre = settings["data"], settings["preprocess"]
@@ -429,8 +433,8 @@ def _data_notes(settings: Mapping[str, Any], scale: str, finetune: Mapping[str, 
                  f"Adam lr {p['lr']} (x{p['lr_gamma']} every {p['lr_step']} epochs, starting at lr), loss alpha "
                  f"{settings['loss']['alpha']} / beta {settings['loss']['beta']}, seed {settings['pretrain_seed']}, best "
                  f"epoch by validation loss. Fine-tuning: {f['epochs']} epochs of {f['steps_per_epoch']} step(s), batch "
-                 f"{f['batch_size']}, Adam lr {f['lr']}, L1 {f['l1']}, rotation +-{f['rotation_deg']} deg, "
-                 f"cross-entropy, weights chosen by validation Dice every {f['val_every']} epoch(s); label budgets "
+                 f"{f['batch_size']}, Adam lr {f['lr']}, L1 {f['l1']}, rotation +-{f['rotation_deg']} deg, loss "
+                 f"{LOSS_NAMES[f['loss']]}, weights chosen by validation Dice every {f['val_every']} epoch(s); label budgets "
                  f"{f['budgets']}, seeds {settings['seeds']}.")
     return notes
 
