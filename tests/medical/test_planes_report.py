@@ -18,6 +18,7 @@ def record(arm: str, dice: dict[str, np.ndarray]) -> dict:
         for s, per_volume in enumerate(values):
             runs.append({"seed": s + 1, "budget": budget, "n_labelled_subjects": 16 if budget == "all" else int(budget),
                          "test": {"volume": list(range(per_volume.shape[0])), "dice": per_volume.tolist(),
+                                  "subject": [f"s{v // 2}" for v in range(per_volume.shape[0])],
                                   "hd": np.full(per_volume.shape, np.nan).tolist(),
                                   "assd": np.full(per_volume.shape, np.nan).tolist()},
                          "history": [{"epoch": 1, "train_loss": 1.0, "val_dice": 0.5}]})

@@ -290,7 +290,13 @@ def _compare(finetune: Mapping[str, Mapping[str, Any]], a: str, b: str, budget: 
     ub, seeds_b, vols_b = dice_units(finetune[b], budget)
     if vols_a != vols_b or seeds_a != seeds_b:
         raise ValueError(f"{a} and {b} at budget {budget} were not run on the same seeds and test volumes")
-    return paired_comparison(ua, ub, binary=False)
+    return paired_comparison(ua, ub, binary=False, groups=volume_subjects(finetune[a], budget))
+
+
+def volume_subjects(record: Mapping[str, Any], budget: str) -> list[str]:
+    """The subject of every test volume, in volume-id order: ED and ES volumes of one patient form one group."""
+    test = next(r for r in record["runs"] if r["budget"] == budget)["test"]
+    return [s for _, s in sorted(zip(test["volume"], test["subject"], strict=True))]
 
 
 def _per_budget(finetune, a: str, b: str, judge) -> dict[str, Any]:
@@ -371,7 +377,8 @@ def _gain_shrinks_claim(finetune, scale: str, evidence: Sequence[str], min_effec
     smallest = limited_budgets(finetune["multitask"])[0]
     gains = {b: dice_units(finetune["multitask"], b)[0] - dice_units(finetune["scratch"], b)[0]
              for b in (smallest, "all")}
-    cmp = paired_comparison(gains[smallest], gains["all"], binary=False)
+    cmp = paired_comparison(gains[smallest], gains["all"], binary=False,
+                            groups=volume_subjects(finetune["multitask"], smallest))
     v = superiority(cmp, min_effect, DICE_SCALE, DICE_UNIT)
     return Claim(
         id="C1d", statement="The gain of (multitask) pretraining over scratch is largest with few labelled subjects.",
