@@ -23,6 +23,7 @@ line end points are clipped against all four borders; pixel spacing is taken per
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -652,7 +653,7 @@ def score_volumes(pred: np.ndarray, data: SegmentationData, n_classes: int, surf
 
 
 def finetune(arm: str, cfg: Mapping[str, Any], arrays: Mapping[str, np.ndarray], budget: int | str, seed: int,
-             init_state: dict | None, device: str, checkpoint_dir: str | Path) -> dict[str, Any]:
+             init_state: dict | None, device: str, checkpoint_dir: str | Path, init_id: str = "") -> dict[str, Any]:
     """Train one segmentation run (card, section 2.5) and score it on the test volumes.
 
     Each epoch is one shuffled pass over the labelled slices (``steps_per_epoch: pass``, as the
@@ -706,7 +707,7 @@ def finetune(arm: str, cfg: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
             best.offer(out["val_dice"], epoch + 1, model)
         return out
 
-    key = run_key({"arm": arm, "seed": seed, "budget": budget, "init": init_state is not None,
+    key = run_key({"arm": arm, "seed": seed, "budget": budget, "init": init_id if init_state is not None else None,
                    "cfg": {k: cfg[k] for k in ("model", "finetune")}})
     history = run_epochs(epoch_fn, {"model": model, "opt": opt, "sched": sched, "best": best}, spec["epochs"],
                          seed, key, checkpoint_dir, progress=False, desc=f"{arm} b={budget} s={seed}")
@@ -736,11 +737,13 @@ def run_finetuning(arm: str, cfg: Mapping[str, Any], data_path: str, pretrained:
         if not pretrained:
             raise ConfigError(f"papers.planes: arm {arm!r} needs a pretrained model")
         init_state = torch.load(pretrained, map_location="cpu", weights_only=False)["state_dict"]
+    # a checkpoint made from other pretrained weights must not be resumed
+    init_id = hashlib.sha256(Path(pretrained).read_bytes()).hexdigest()[:16] if init_state is not None else ""
     runs = []
     for seed in cfg["seeds"]:
         for budget in cfg["finetune"]["budgets"]:
             run = finetune(arm, cfg, arrays, budget, int(seed), copy.deepcopy(init_state), device,
-                           Path(checkpoint_root) / f"s{seed}_b{budget}")
+                           Path(checkpoint_root) / f"s{seed}_b{budget}", init_id)
             log.info("%s seed %s budget %s: validation Dice %.3f at epoch %d", arm, seed, budget, run["val_dice"],
                      run["best_epoch"])
             runs.append(run)
