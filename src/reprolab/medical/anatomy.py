@@ -1,7 +1,7 @@
 """Real anatomy available offline: nilearn's MNI152 templates (T1, grey and white matter).
 
 The demo scale of the medical papers runs on these templates, which ship inside the
-nilearn package (no download): the ICBM 2009 nonlinear asymmetric MNI152 T1 template and
+nilearn package (no download): the ICBM 2009a nonlinear symmetric MNI152 T1 template and
 its grey- and white-matter probability maps (Fonov et al., NeuroImage 54:313, 2011).
 """
 
