@@ -170,7 +170,7 @@ def load_cohort(path: str | Path) -> Cohort:
             images={m: data[f"images_{m}"] for m in MODALITIES},
             image_mask={m: data[f"mask_{m}"] for m in MODALITIES},
             source=str(data["source"]),
-            **{name: (data[name] if name in data else None) for name in _OPTIONAL},
+            **{name: data.get(name) for name in _OPTIONAL},
             extra={k[len("extra_"):]: data[k] for k in data.files if k.startswith("extra_")},
         )
 

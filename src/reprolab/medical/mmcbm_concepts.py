@@ -109,7 +109,7 @@ def _draw_halves(examples: np.ndarray, n_samples: int, split: float,
                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Draw up to ``2 n_samples`` examples without replacement; split into (train, validation)."""
     take = rng.permutation(len(examples))[: 2 * n_samples]
-    cut = int(round(len(take) * split))
+    cut = round(len(take) * split)
     return examples[take[:cut]], examples[take[cut:]]
 
 

@@ -19,7 +19,7 @@ from torch import nn
 from reprolab.core.errors import ConfigError
 from reprolab.core.io import atomic_path, read_json, write_json
 from reprolab.core.loop import run_epochs, run_key
-from reprolab.core.runtime import choose_device, seed_everything
+from reprolab.core.runtime import choose_device, seed_everything, set_threads
 from reprolab.medical.mmcbm_cohort import (
     CLASSES,
     MODALITIES,
@@ -175,12 +175,13 @@ def predict_backbone(model: Backbone, cohort: Cohort, index: np.ndarray, device:
 
 def train_backbone(cohort_path: str, folds_path: str, fold: int, seed: int, settings: dict[str, Any],
                    device: str, checkpoint_dir: str, out_model: str, out_history: str,
-                   imagenet_weights: str | None = None) -> None:
+                   imagenet_weights: str | None = None, threads: int = 1) -> None:
     """Rule ``mmcbm_backbone``: train the black box on the training folds (final epoch kept).
 
     Cross-entropy, AdamW (card 2.1). The test fold's macro-F1 is logged per epoch as a
     diagnostic only; nothing is selected on it.
     """
+    set_threads(threads)
     cohort = load_cohort(cohort_path)
     folds = load_folds(folds_path, cohort)
     train, test, _ = _split(folds, fold)
@@ -313,13 +314,15 @@ def _predictions(probs: np.ndarray) -> dict[str, Any]:
 
 
 def run_concept_fold(cohort_path: str, folds_path: str, model_path: str, fold: int, seed: int,
-                     settings: dict[str, Any], device: str, checkpoint_dir: str, out_eval: str) -> None:
+                     settings: dict[str, Any], device: str, checkpoint_dir: str, out_eval: str,
+                     threads: int = 1) -> None:
     """Rule ``mmcbm_concepts``: concept bank, MMCBM and its variants on one fold; every evaluation.
 
     Writes per-patient predictions of the backbone and MMCBM (test fold and held-out patients),
     single-modality MMCBMs, modality-drop ablations, the concept-intervention curve, CAV quality,
     sigmoid weights and class contributions.
     """
+    set_threads(threads)
     cohort = load_cohort(cohort_path)
     folds = load_folds(folds_path, cohort)
     train, test, heldout = _split(folds, fold)
