@@ -175,6 +175,19 @@ def load_cohort(path: str | Path) -> Cohort:
         )
 
 
+def load_cohort_meta(path: str | Path) -> dict[str, np.ndarray]:
+    """Everything of a cohort file but its images (labels, reports, concepts, truth, ``available``)."""
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path}: not a readable cohort file ({err}); delete it and rerun its rule") from err
+    with data:
+        meta = {name: data[name] for name in (*_ARRAYS, *_OPTIONAL) if name in data.files}
+        meta["available"] = np.stack([data[f"mask_{m}"].any(axis=1) for m in MODALITIES], axis=1)
+        meta["source"] = np.array(str(data["source"]))
+    return meta
+
+
 def summarise_cohort(cohort: Cohort) -> dict:
     """Counts for the report: classes, modality combinations, reports, concepts per modality."""
     combos, counts = np.unique(cohort.modality_combination(), return_counts=True)

@@ -247,7 +247,7 @@ def _render_modality(modality: str, concepts: list[int], active: np.ndarray, amp
     by, bx = rng.uniform(-1, 1, (n, 3)), rng.uniform(-1, 1, (n, 3))
     background = sum(rng.uniform(-0.06, 0.06, n)[:, None, None].astype(np.float32)
                      * _gauss(yy, xx, by[:, j], bx[:, j], np.full(n, 0.5)) for j in range(3))
-    layouts: dict[int, dict[str, np.ndarray]] = {k: {} for k in concepts}
+    patterns: dict[int, np.ndarray] = {}  # one pattern per concept, shared by the phases that show it
     images = np.empty((n, len(PHASES[modality]), size, size), dtype=np.float32)
     strength = settings["concept_strength"]
     for phase in range(len(PHASES[modality])):
@@ -259,7 +259,9 @@ def _render_modality(modality: str, concepts: list[int], active: np.ndarray, amp
             on = active[:, k] * amplitude[:, k] * strength
             if not on.any():
                 continue
-            img = img + on[:, None, None] * draw_primitive(spec.primitive, yy, xx, geo, rng, layouts[k])
+            if k not in patterns:
+                patterns[k] = draw_primitive(spec.primitive, yy, xx, geo, rng, {}).astype(np.float32)
+            img = img + on[:, None, None] * patterns[k]
         images[:, phase] = img + settings["noise"] * rng.standard_normal(img.shape).astype(np.float32)
     return images
 

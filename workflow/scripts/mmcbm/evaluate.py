@@ -2,7 +2,7 @@
 
 # ruff: noqa: F821
 from reprolab.core.logs import script_logging
-from reprolab.medical.mmcbm_report import run_evaluation
+from reprolab.medical.mmcbm_evaluation import run_evaluation
 
 with script_logging(snakemake.log[0]):
     run_evaluation(
