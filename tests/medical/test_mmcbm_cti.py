@@ -11,8 +11,7 @@ from PIL import Image
 
 from reprolab.core.errors import DataError
 from reprolab.medical.mmcbm_cti import build_cti_cohort, read_kfold_rows
-from reprolab.medical.mmcbm_folds import HELDOUT, check_grouped
-from reprolab.medical.mmcbm_pipeline import make_folds
+from reprolab.medical.mmcbm_folds import HELDOUT, check_grouped, make_folds
 
 # (name, pathology, modalities, split); names and contents are invented, the layout is the official one
 PATIENTS = [

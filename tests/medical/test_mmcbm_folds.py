@@ -11,11 +11,11 @@ from reprolab.medical.mmcbm_folds import (
     HELDOUT,
     check_grouped,
     classification_metrics,
+    make_folds,
     official_patient_folds,
     stratified_patient_folds,
 )
 from reprolab.medical.mmcbm_generator import generate_cohort
-from reprolab.medical.mmcbm_pipeline import make_folds
 
 
 def test_stratified_folds_put_every_patient_in_one_fold():

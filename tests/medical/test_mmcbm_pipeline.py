@@ -9,8 +9,10 @@ import pytest
 import torch
 
 from reprolab.medical import mmcbm_pipeline
+from reprolab.medical.mmcbm_cohort import run_cohort
 from reprolab.medical.mmcbm_evaluation import run_evaluation
-from reprolab.medical.mmcbm_pipeline import run_cohort, run_concept_fold, run_folds, train_backbone
+from reprolab.medical.mmcbm_folds import run_folds
+from reprolab.medical.mmcbm_pipeline import run_concept_fold, train_backbone
 from reprolab.medical.mmcbm_report import make_figures, write_report
 
 NORM = {"mean": [0.3], "std": [0.12]}

@@ -13,13 +13,17 @@ later step is the same at both scales.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from reprolab.core.errors import DataError
-from reprolab.core.io import atomic_path
+from reprolab.core.errors import ConfigError, DataError
+from reprolab.core.io import atomic_path, write_json
+
+log = logging.getLogger("reprolab.mmcbm")
 
 #: The three imaging modalities, in the order of every modality axis.
 MODALITIES: tuple[str, ...] = ("FA", "ICGA", "US")
@@ -203,3 +207,23 @@ def summarise_cohort(cohort: Cohort) -> dict:
         "reported_concepts_per_report": float(cohort.reports[cohort.has_report].sum(1).mean())
         if cohort.has_report.any() else 0.0,
     }
+
+
+def run_cohort(settings: dict[str, Any], out_cohort: str, out_summary: str, cti: dict[str, str] | None = None) -> None:
+    """Rule ``mmcbm_cohort``: the generated demo cohort, or CTI read from its downloads."""
+    if settings["dataset"] == "generated":
+        from reprolab.medical.mmcbm_generator import generate_cohort
+
+        cohort = generate_cohort(settings["generator"], settings["generator"]["seed"])
+    elif settings["dataset"] == "cti":
+        from reprolab.medical.mmcbm_cti import build_cti_cohort
+
+        if cti is None:
+            raise ConfigError("papers.mmcbm.dataset: cti needs the CTI downloads (rule inputs)")
+        cohort = build_cti_cohort(cti, settings)
+    else:
+        raise ConfigError(f"papers.mmcbm.dataset must be generated or cti, not {settings['dataset']!r}")
+    save_cohort(cohort, out_cohort)
+    summary = summarise_cohort(cohort)
+    log.info("cohort: %s", summary)
+    write_json(out_summary, summary)

@@ -18,7 +18,9 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 from sklearn.model_selection import StratifiedKFold
 
-from reprolab.core.errors import DataError
+from reprolab.core.errors import ConfigError, DataError
+from reprolab.core.io import read_json, write_json
+from reprolab.medical.mmcbm_cohort import CLASSES, Cohort, load_cohort
 
 log = logging.getLogger("reprolab.mmcbm")
 
@@ -133,3 +135,55 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: in
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = 3) -> float:
     """Unweighted mean of the per-class F1 over ``0..n_classes-1`` (the card's primary metric)."""
     return float(f1_score(y_true, y_pred, labels=list(range(n_classes)), average="macro", zero_division=0))
+
+
+def make_folds(cohort: Cohort, settings: dict[str, Any], kfold_rows: list[tuple[str, str, int]] | None = None
+               ) -> tuple[np.ndarray, dict[str, Any]]:
+    """One fold per patient (``HELDOUT`` for the held-out test split), and a summary.
+
+    ``fold_source: stratified`` draws class-stratified folds over patients;
+    ``official`` takes each patient's fold from CTI's ``k_fold.csv``
+    (:func:`reprolab.medical.mmcbm_folds.official_patient_folds`).
+    """
+    folds = np.full(cohort.n_patients, HELDOUT, dtype=np.int64)
+    cv = np.flatnonzero(cohort.split == "cv")
+    conflicts = 0
+    if settings["fold_source"] == "official":
+        if kfold_rows is None:
+            raise ConfigError("papers.mmcbm.fold_source: official needs CTI's k_fold.csv (dataset: cti)")
+        folds[cv], conflicts = official_patient_folds(cohort.patients[cv].tolist(), kfold_rows)
+        if folds[cv].max() + 1 != settings["n_folds"]:
+            raise ConfigError(f"papers.mmcbm.n_folds is {settings['n_folds']} but k_fold.csv has "
+                              f"{folds[cv].max() + 1} folds; set n_folds to match")
+    else:
+        folds[cv] = stratified_patient_folds(cohort.labels[cv], settings["n_folds"], settings["fold_seed"])
+    check_grouped(cohort.patients, folds)
+    summary = {
+        "source": settings["fold_source"], "n_folds": settings["n_folds"], "patients_in_two_folds": 0,
+        "official_rows_in_conflict": conflicts,
+        "fold_sizes": [int((folds == k).sum()) for k in range(settings["n_folds"])],
+        "heldout": int((folds == HELDOUT).sum()),
+        "class_counts": [[int(((folds == k) & (cohort.labels == c)).sum()) for c in range(len(CLASSES))]
+                         for k in range(settings["n_folds"])],
+    }
+    return folds, summary
+
+
+def run_folds(cohort_path: str, settings: dict[str, Any], out: str, kfold_csv: str | None = None) -> None:
+    """Rule ``mmcbm_folds``: ``folds.json`` with the fold of every patient."""
+    cohort = load_cohort(cohort_path)
+    rows = None
+    if kfold_csv is not None:
+        from reprolab.medical.mmcbm_cti import read_kfold_rows
+
+        rows = read_kfold_rows(kfold_csv)
+    folds, summary = make_folds(cohort, settings, rows)
+    write_json(out, {"patients": cohort.patients.tolist(), "folds": folds.tolist(), **summary})
+
+
+def load_folds(path: str, cohort: Cohort) -> np.ndarray:
+    """The folds of ``folds.json``, checked against the cohort's patient order."""
+    data = read_json(path)
+    if data["patients"] != cohort.patients.tolist():
+        raise ConfigError(f"{path}: patients differ from the cohort's; delete it and rerun rule mmcbm_folds")
+    return np.asarray(data["folds"], dtype=np.int64)

@@ -23,7 +23,7 @@ from torch import nn
 from torchvision.models.efficientnet import EfficientNet, MBConvConfig, efficientnet_b0
 
 from reprolab.core.errors import ConfigError, DataError
-from reprolab.medical.mmcbm_cohort import MODALITIES, PHASES
+from reprolab.medical.mmcbm_cohort import MODALITIES
 
 #: EfficientNet-b0 stages (Tan & Le 2019, Table 1): expand ratio, kernel, stride, in, out, layers.
 B0_STAGES: tuple[tuple[int, int, int, int, int, int], ...] = (
@@ -221,7 +221,3 @@ class ConceptBottleneck(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x @ self.class_weights.T
 
-
-def n_images() -> int:
-    """Images per patient at most (FA + ICGA phases + US)."""
-    return sum(len(p) for p in PHASES.values())

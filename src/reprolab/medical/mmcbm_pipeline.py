@@ -16,8 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from reprolab.core.errors import ConfigError
-from reprolab.core.io import atomic_path, read_json, write_json
+from reprolab.core.io import atomic_path, write_json
 from reprolab.core.loop import run_epochs, run_key
 from reprolab.core.runtime import choose_device, seed_everything, set_threads
 from reprolab.medical.mmcbm_cohort import (
@@ -25,8 +24,6 @@ from reprolab.medical.mmcbm_cohort import (
     MODALITIES,
     Cohort,
     load_cohort,
-    save_cohort,
-    summarise_cohort,
 )
 from reprolab.medical.mmcbm_concepts import (
     ConceptBank,
@@ -39,91 +36,14 @@ from reprolab.medical.mmcbm_concepts import (
     intervene,
     intervention_order,
 )
-from reprolab.medical.mmcbm_folds import (
-    HELDOUT,
-    check_grouped,
-    classification_metrics,
-    official_patient_folds,
-    stratified_patient_folds,
-)
-from reprolab.medical.mmcbm_generator import generate_cohort
+from reprolab.medical.mmcbm_folds import HELDOUT, classification_metrics, load_folds
 from reprolab.medical.mmcbm_models import Backbone, ConceptBottleneck, batch_tensors
 
 log = logging.getLogger("reprolab.mmcbm")
 N_CLASSES = len(CLASSES)
 
 
-# --------------------------------------------------------------------------- cohort and folds
-
-
-def run_cohort(settings: dict[str, Any], out_cohort: str, out_summary: str, cti: dict[str, str] | None = None) -> None:
-    """Rule ``mmcbm_cohort``: the generated demo cohort, or CTI read from its downloads."""
-    if settings["dataset"] == "generated":
-        cohort = generate_cohort(settings["generator"], settings["generator"]["seed"])
-    elif settings["dataset"] == "cti":
-        from reprolab.medical.mmcbm_cti import build_cti_cohort
-
-        if cti is None:
-            raise ConfigError("papers.mmcbm.dataset: cti needs the CTI downloads (rule inputs)")
-        cohort = build_cti_cohort(cti, settings)
-    else:
-        raise ConfigError(f"papers.mmcbm.dataset must be generated or cti, not {settings['dataset']!r}")
-    save_cohort(cohort, out_cohort)
-    summary = summarise_cohort(cohort)
-    log.info("cohort: %s", summary)
-    write_json(out_summary, summary)
-
-
-def make_folds(cohort: Cohort, settings: dict[str, Any], kfold_rows: list[tuple[str, str, int]] | None = None
-               ) -> tuple[np.ndarray, dict[str, Any]]:
-    """One fold per patient (``HELDOUT`` for the held-out test split), and a summary.
-
-    ``fold_source: stratified`` draws class-stratified folds over patients;
-    ``official`` takes each patient's fold from CTI's ``k_fold.csv``
-    (:func:`reprolab.medical.mmcbm_folds.official_patient_folds`).
-    """
-    folds = np.full(cohort.n_patients, HELDOUT, dtype=np.int64)
-    cv = np.flatnonzero(cohort.split == "cv")
-    conflicts = 0
-    if settings["fold_source"] == "official":
-        if kfold_rows is None:
-            raise ConfigError("papers.mmcbm.fold_source: official needs CTI's k_fold.csv (dataset: cti)")
-        folds[cv], conflicts = official_patient_folds(cohort.patients[cv].tolist(), kfold_rows)
-        if folds[cv].max() + 1 != settings["n_folds"]:
-            raise ConfigError(f"papers.mmcbm.n_folds is {settings['n_folds']} but k_fold.csv has "
-                              f"{folds[cv].max() + 1} folds; set n_folds to match")
-    else:
-        folds[cv] = stratified_patient_folds(cohort.labels[cv], settings["n_folds"], settings["fold_seed"])
-    check_grouped(cohort.patients, folds)
-    summary = {
-        "source": settings["fold_source"], "n_folds": settings["n_folds"], "patients_in_two_folds": 0,
-        "official_rows_in_conflict": conflicts,
-        "fold_sizes": [int((folds == k).sum()) for k in range(settings["n_folds"])],
-        "heldout": int((folds == HELDOUT).sum()),
-        "class_counts": [[int(((folds == k) & (cohort.labels == c)).sum()) for c in range(N_CLASSES)]
-                         for k in range(settings["n_folds"])],
-    }
-    return folds, summary
-
-
-def run_folds(cohort_path: str, settings: dict[str, Any], out: str, kfold_csv: str | None = None) -> None:
-    """Rule ``mmcbm_folds``: ``folds.json`` with the fold of every patient."""
-    cohort = load_cohort(cohort_path)
-    rows = None
-    if kfold_csv is not None:
-        from reprolab.medical.mmcbm_cti import read_kfold_rows
-
-        rows = read_kfold_rows(kfold_csv)
-    folds, summary = make_folds(cohort, settings, rows)
-    write_json(out, {"patients": cohort.patients.tolist(), "folds": folds.tolist(), **summary})
-
-
-def load_folds(path: str, cohort: Cohort) -> np.ndarray:
-    """The folds of ``folds.json``, checked against the cohort's patient order."""
-    data = read_json(path)
-    if data["patients"] != cohort.patients.tolist():
-        raise ConfigError(f"{path}: patients differ from the cohort's; delete it and rerun rule mmcbm_folds")
-    return np.asarray(data["folds"], dtype=np.int64)
+# --------------------------------------------------------------------------- folds
 
 
 def fold_seed(seed: int, fold: int) -> int:
@@ -370,7 +290,7 @@ def run_concept_fold(cohort_path: str, folds_path: str, model_path: str, fold: i
                     "backbone": _predictions(classify_features(model, features, dropped, ev)),
                     "mmcbm": _predictions(predict_bottleneck(cbm, bottleneck_inputs(d_fused, d_avail)[ev]))}
 
-    intervention = _intervention_curve(cohort, bank, cbm, fused, weights, evaluated)
+    intervention = _intervention_curve(cohort, bank, cbm, fused, weights, test)
     contributions = class_contributions(weights, fused[test], cohort.labels[test], N_CLASSES)
     write_json(out_eval, {
         "fold": fold, "seed": seed, "device": device,
@@ -388,16 +308,16 @@ def run_concept_fold(cohort_path: str, folds_path: str, model_path: str, fold: i
 
 
 def _intervention_curve(cohort: Cohort, bank: ConceptBank, cbm: ConceptBottleneck, fused: np.ndarray,
-                        weights: np.ndarray, evaluated: np.ndarray) -> dict[str, Any]:
+                        weights: np.ndarray, patients: np.ndarray) -> dict[str, Any]:
     """Predictions after correcting the n most influential concepts, n = 0 .. number fitted.
 
-    Truth: the generator's concepts (demo) or, at paper scale, the reports of the evaluated
+    Truth: the generator's concepts (demo) or, at paper scale, the reports of the test-fold
     patients that have one (concepts a report does not mention count as absent).
     """
     if cohort.true_concepts is not None:
-        truth, idx, source = cohort.true_concepts, evaluated, "generator"
+        truth, idx, source = cohort.true_concepts, patients, "generator"
     else:
-        truth, idx, source = cohort.reports, evaluated[cohort.has_report[evaluated]], "reports"
+        truth, idx, source = cohort.reports, patients[cohort.has_report[patients]], "reports"
     order = intervention_order(weights, bank.fitted)
     present = cohort.available[:, cohort.concept_modality]
     preds = []

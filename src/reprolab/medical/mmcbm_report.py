@@ -381,14 +381,14 @@ def _cav_quality(metrics: dict[str, Any], path: str) -> None:
     ax.axhline(0.5, color="grey", lw=0.8, ls="--")
     ax.set_xticks(x, [_short(n, 30) for n in names], rotation=80, fontsize=6)
     ax.set(ylim=(0, 1.02), ylabel="AUC / accuracy", title="CAV quality per concept (colour: modality FA, ICGA, US)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="lower left", framealpha=0.9, frameon=True)
     save_figure(fig, path)
 
 
 def _confusion(metrics: dict[str, Any], path: str) -> None:
     fig, axes = figure(ncols=2, width=3.4, height=3.0)
     for ax, arm in zip(axes[0], ("backbone", "mmcbm")):
-        conf = _arr(metrics["pooled"][arm]["confusion"], ).astype(float)
+        conf = _arr(metrics["pooled"][arm]["confusion"]).astype(float)
         rates = conf / np.maximum(conf.sum(1, keepdims=True), 1)
         ax.imshow(rates, vmin=0, vmax=1, cmap="Blues")
         for i in range(3):
