@@ -8,13 +8,13 @@ patients have a radiology report, reduced to the list of concepts it mentions.
 
 The same container holds the generated demo cohort (:mod:`reprolab.medical.mmcbm_generator`,
 with its known truth) and the CTI dataset (:mod:`reprolab.medical.mmcbm_cti`), so every
-later step is the same at both scales.
+later step is the same at both scales; :func:`run_cohort` (rule ``mmcbm_cohort``) builds it.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +93,6 @@ class Cohort:
     true_concepts: np.ndarray | None = None
     p_concept: np.ndarray | None = None
     visible: np.ndarray | None = None
-    extra: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_cohort(self)
@@ -156,7 +155,6 @@ def save_cohort(cohort: Cohort, path: str | Path) -> None:
     for m in MODALITIES:
         arrays[f"images_{m}"] = cohort.images[m]
         arrays[f"mask_{m}"] = cohort.image_mask[m]
-    arrays.update({f"extra_{k}": v for k, v in cohort.extra.items()})
     arrays["source"] = np.array(cohort.source)
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, **arrays)
@@ -175,7 +173,6 @@ def load_cohort(path: str | Path) -> Cohort:
             image_mask={m: data[f"mask_{m}"] for m in MODALITIES},
             source=str(data["source"]),
             **{name: data.get(name) for name in _OPTIONAL},
-            extra={k[len("extra_"):]: data[k] for k in data.files if k.startswith("extra_")},
         )
 
 

@@ -161,7 +161,7 @@ def claim_c2(metrics: dict[str, Any], settings: dict[str, Any], scale: str, evid
         id="C2",
         statement=f"Each class's decision is explained by a short list of concepts: its top-{k} concepts "
                   "(sigmoid weight x mean score over the class) are concepts associated with that class.",
-        paper_value="qualitative (top-15 concepts per class, Fig. of the paper)", paper_label="verified: card (code analysis_top_k=15)",
+        paper_value="qualitative (top-15 concepts per class, Fig. of the paper)", paper_label="verified: code (analysis_top_k=15), per the card",
         measured=(f"{int(hits.sum())} of {len(hits)} listed concepts associated with their class ({kind}); "
                   f"recovered weight directions agree with the reference for {signs['agree']} of {signs['total']} "
                   "(class, discriminative concept) pairs"),
@@ -473,8 +473,9 @@ def data_notes(metrics: dict[str, Any], summary: dict[str, Any], settings: dict[
         notes.append(
             f"Generated cohort (pipeline check with known truth, NOT a clinical result): {summary['n_patients']} "
             f"patients ({classes}; CTI's prior 542/128/80), modality combinations drawn from CTI's frequencies "
-            f"({combos}), {g['image_size']} x {g['image_size']} images, 20 concepts (8 FA, 6 ICGA, 6 US) drawn from a "
-            f"known P(concept | class), of which one per modality is never drawn into the images; "
+            f"({combos}), {g['image_size']} x {g['image_size']} images, {sum(summary['concepts'].values())} concepts "
+            f"({', '.join(f'{n} {m}' for m, n in summary['concepts'].items())}) drawn from a known P(concept | class), "
+            "of which one per modality is never drawn into the images; "
             f"{summary['patients_with_report']} patients have a report that omits each active concept with "
             f"probability {g['omission']}. The class reaches the images only through the concepts.")
         notes.append(
