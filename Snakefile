@@ -18,6 +18,7 @@ configfile: "config/papers/hebbff.yaml"
 configfile: "config/papers/energy.yaml"
 configfile: "config/papers/mman.yaml"
 configfile: "config/papers/planes.yaml"
+configfile: "config/papers/mmcbm.yaml"
 
 
 wildcard_constraints:
@@ -38,6 +39,7 @@ include: "workflow/rules/hebbff.smk"
 include: "workflow/rules/energy.smk"
 include: "workflow/rules/mman.smk"
 include: "workflow/rules/planes.smk"
+include: "workflow/rules/mmcbm.smk"
 include: "workflow/rules/index.smk"
 
 
