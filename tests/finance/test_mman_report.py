@@ -8,7 +8,6 @@ import pytest
 from reprolab.core.io import read_json
 from reprolab.finance import mman_report as R
 from reprolab.finance.stocknet import SampleConfig, build_samples, save_samples
-from reprolab.report.stats import Verdict
 
 NO_EFFECT = {"accuracy": 0.0, "mcc": 0.0, "daily_return": 0.0}
 
@@ -131,13 +130,6 @@ def test_trading_verdict(n_days, edge_bp, expected):
     v, cmps = R.trading_verdict(daily_returns(n_days, edge_bp), "mman", 0.0)
     assert v.verdict == expected, v.reason
     assert set(cmps) == {"oH", "majority"} and cmps["oH"].n_units == n_days
-
-
-def test_all_of():
-    s, n, i = (Verdict(k, k) for k in ("supported", "not supported", "inconclusive"))
-    assert R.all_of({"a": s, "b": s}).verdict == "supported"
-    assert R.all_of({"a": s, "b": i}).verdict == "inconclusive"
-    assert R.all_of({"a": i, "b": n}).verdict == "not supported"
 
 
 # --- the evaluation files carry per-sample predictions and per-day returns; claims from them --------

@@ -9,6 +9,7 @@ from reprolab.report.stats import (
     Verdict,
     above_chance,
     across_settings,
+    all_of,
     correctness,
     equivalence,
     group_runs,
@@ -228,3 +229,20 @@ def test_group_runs_by_experiment_and_key(tmp_path):
     grouped = group_runs([str(p) for p in tmp_path.rglob("eval.json")], "arm")
     assert {e: {k: len(v) for k, v in arms.items()} for e, arms in grouped.items()} == {
         "a": {"x": 2, "y": 1}, "b": {"x": 1}}
+
+
+def test_all_of_needs_every_part():
+    s, n, i = Verdict("supported", "a."), Verdict("not supported", "b."), Verdict("inconclusive", "c.")
+    assert all_of({"x": s, "y": s}).verdict == "supported"
+    assert all_of({"x": s, "y": n, "z": i}).verdict == "not supported"
+    assert all_of({"x": s, "y": i}).verdict == "inconclusive"
+    assert "[y] c." in all_of({"x": s, "y": i}).reason
+
+
+def test_comparisons_speak_of_their_own_units_and_repeats():
+    rng = np.random.default_rng(6)
+    cmp = paired_comparison(rng.normal(0, 1, (7, 50)), rng.normal(0, 1, (7, 50)), units="draws", seeds="subjects")
+    text = cmp.describe()
+    assert "50 draws, 7 subjects per arm" in text and "paired over draws and subjects" in text
+    one = paired_comparison(rng.normal(0, 1, 50), rng.normal(0, 1, 50), units="draws", seeds="subjects")
+    assert "not estimable from one subject" in one.describe()

@@ -94,10 +94,3 @@ def test_ratio_comparison_uses_the_seed_spread():
     cmp = R.ratio_comparison(sd, dy, 0.5)
     assert cmp.estimate == np.float64(0.5 - 0.275) and cmp.df == 2 and cmp.low < cmp.estimate < cmp.high
     assert R.ratio_comparison(sd[:1], dy[:1], 0.5) is None
-
-
-def test_all_of_needs_every_part():
-    ok, no, maybe = (R.Verdict(v, v) for v in ("supported", "not supported", "inconclusive"))
-    assert R.all_of({"a": ok, "b": ok}).verdict == "supported"
-    assert R.all_of({"a": ok, "b": no}).verdict == "not supported"
-    assert R.all_of({"a": ok, "b": maybe}).verdict == "inconclusive"

@@ -27,6 +27,7 @@ from reprolab.report.figures import PALETTE
 from reprolab.report.stats import (
     Comparison,
     Verdict,
+    all_of,
     mean_std,
     metric_comparison,
     paired_comparison,
@@ -452,18 +453,6 @@ def scored_samples(metrics: dict[str, Any]) -> ScoredSamples:
             raise ValueError(f"metrics.json: model {model} was scored on other test samples; rerun mman_evaluate")
         targets = y
     return ScoredSamples(np.asarray(targets), np.asarray(metrics["test_units"]["date"]), preds)
-
-
-def all_of(parts: dict[str, Verdict]) -> Verdict:
-    """A claim made of several parts: supported when every part is, not supported when one is not."""
-    kinds = [v.verdict for v in parts.values()]
-    if all(k == "supported" for k in kinds):
-        verdict = "supported"
-    elif "not supported" in kinds:
-        verdict = "not supported"
-    else:
-        verdict = "inconclusive"
-    return Verdict(verdict, " ".join(f"{name}: {v.reason}" for name, v in parts.items()))
 
 
 def classification_comparisons(

@@ -262,19 +262,7 @@ def two_way_comparison(a: Any, b: Any) -> Comparison:
     """
     a, b = np.atleast_2d(np.asarray(a, dtype=float)), np.atleast_2d(np.asarray(b, dtype=float))
     ok = np.isfinite(a).all(0) & np.isfinite(b).all(0)
-    return paired_comparison(a[:, ok], b[:, ok], binary=False, pair_seeds=True)
-
-
-def _worded(v: Verdict, cmp: Comparison) -> Verdict:
-    """The stats layer says seeds and units; here rows are subjects and columns draws."""
-    s, d = cmp.n_seeds[0], cmp.n_units
-    text = (v.reason.replace(f"{d} units, {s} seeds per arm", f"{d} draws x {s} subjects")
-            .replace(f"{d} units, 1 seed per arm", f"{d} draws x 1 subject")
-            .replace("paired over units and seeds", "paired over draws and subjects")
-            .replace("paired over units", "paired over draws")
-            .replace("training variability not estimable from one seed", "subject variability not estimable from one "
-                     "subject"))
-    return Verdict(v.verdict, text)
+    return paired_comparison(a[:, ok], b[:, ok], binary=False, pair_seeds=True, units="draws", seeds="subjects")
 
 
 def min_log_effect(reduction: float) -> float:
@@ -292,14 +280,14 @@ def surrogate_verdicts(variant: dict[str, Any], claims_cfg: dict[str, Any]) -> t
     ``target`` (:func:`reprolab.report.stats.equivalence` on the transformed interval).
     """
     cmp = two_way_comparison(variant["surrogate_log_ratio"], variant["real_log_ratio"])
-    direction = _worded(superiority(cmp, min_log_effect(claims_cfg["min_reduction"]), scale=100, unit=LOG_UNIT), cmp)
+    direction = superiority(cmp, min_log_effect(claims_cfg["min_reduction"]), scale=100, unit=LOG_UNIT)
     mag = claims_cfg["magnitude"]
     saving = [1 - np.exp(-x) for x in (cmp.estimate, cmp.low, cmp.high)]
     offset = Comparison.from_interval(saving[0] - mag["target"], saving[1] - mag["target"], saving[2] - mag["target"],
                                       method="saving beyond the surrogates, 1 - exp(-difference of log ratios), minus "
                                       f"the paper's {100 * mag['target']:.0f} %", n_units=cmp.n_units,
-                                      n_seeds=cmp.n_seeds)
-    magnitude = _worded(equivalence(offset, mag["margin"]), offset)
+                                      n_seeds=cmp.n_seeds, units=cmp.units, seeds=cmp.seeds)
+    magnitude = equivalence(offset, mag["margin"])
     return cmp, direction, magnitude
 
 
@@ -404,7 +392,7 @@ def shuffle_claim(summary: dict[str, Any], min_reduction: float, scale: str, evi
                      paper_label="unverified", measured="no draw with three or more windows", verdict="not tested",
                      scale=scale, evidence=evidence, note="No draw of the order test had three or more windows.")
     cmp = two_way_comparison(summary["log_shuffled"], summary["log_recorded"])
-    v = _worded(superiority(cmp, min_log_effect(min_reduction), scale=100, unit=LOG_UNIT), cmp)
+    v = superiority(cmp, min_log_effect(min_reduction), scale=100, unit=LOG_UNIT)
     return Claim(
         id="C2", statement=statement,
         paper_value="qualitative (the code's shuffled-order pipeline; no number in the abstract)",

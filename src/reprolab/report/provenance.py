@@ -15,7 +15,7 @@ from typing import Any
 #: Packages whose versions every report lists (absent ones are skipped).
 PACKAGES: tuple[str, ...] = (
     "reprolab", "snakemake", "torch", "torchvision", "spikingjelly", "tonic", "numpy", "scipy", "pandas",
-    "scikit-learn", "matplotlib", "numba", "networkx", "leidenalg", "nctpy", "nilearn", "nibabel", "monai",
+    "scikit-learn", "matplotlib", "numba", "networkx", "leidenalg", "nctpy", "nilearn", "nibabel", "monai", "pydicom",
     "sentence-transformers", "jinja2",
 )
 

@@ -183,6 +183,9 @@ class Comparison:
         One line saying how the interval was computed.
     level
         Confidence level.
+    units, seeds
+        What the columns and rows are called in the report (default ``units`` / ``seeds``; e.g.
+        ``draws`` / ``subjects`` when the repeated dimension is not a training seed).
     """
 
     estimate: float
@@ -195,6 +198,8 @@ class Comparison:
     seeds_known: bool
     method: str
     level: float = LEVEL
+    units: str = "units"
+    seeds: str = "seeds"
 
     @property
     def half_width(self) -> float:
@@ -210,22 +215,24 @@ class Comparison:
 
     @classmethod
     def from_interval(cls, estimate: float, low: float, high: float, method: str, n_units: int = 0,
-                      n_seeds: tuple[int, int] = (1, 1), level: float = LEVEL) -> Comparison:
+                      n_seeds: tuple[int, int] = (1, 1), level: float = LEVEL, units: str = "units",
+                      seeds: str = "seeds") -> Comparison:
         """Wrap an interval computed elsewhere (a bootstrap of a correlation, ...) for the verdicts."""
         z = _st.norm.ppf(0.5 + level / 2)
         return cls(estimate=float(estimate), low=float(low), high=float(high), se=(high - low) / (2 * z),
                    df=math.inf, n_units=n_units, n_seeds=n_seeds, seeds_known=min(n_seeds) > 1,
-                   method=method, level=level)
+                   method=method, level=level, units=units, seeds=seeds)
 
     def describe(self, scale: float = 100.0, unit: str = " points", digits: int = 1) -> str:
         """``+1.2 points (95 % CI -0.3 to +2.7; 100 units, 3 + 3 seeds; ...)``."""
         f = f"{{:+.{digits}f}}"
-        seeds = f"{self.n_seeds[0]} + {self.n_seeds[1]} seeds" if self.n_seeds[0] != self.n_seeds[1] \
-            else f"{self.n_seeds[0]} seed{'s' if self.n_seeds[0] != 1 else ''} per arm"
-        caveat = "" if self.seeds_known else "; training variability not estimable from one seed"
+        one = self.seeds.removesuffix("s")
+        seeds = f"{self.n_seeds[0]} + {self.n_seeds[1]} {self.seeds}" if self.n_seeds[0] != self.n_seeds[1] \
+            else f"{self.n_seeds[0]} {self.seeds if self.n_seeds[0] != 1 else one} per arm"
+        caveat = "" if self.seeds_known else f"; variability across {self.seeds} not estimable from one {one}"
         return (f"{f.format(scale * self.estimate)}{unit} ({round(100 * self.level)} % CI "
-                f"{f.format(scale * self.low)} to {f.format(scale * self.high)}; {self.n_units} units, {seeds}; "
-                f"{self.method}{caveat})")
+                f"{f.format(scale * self.low)} to {f.format(scale * self.high)}; {self.n_units} {self.units}, "
+                f"{seeds}; {self.method}{caveat})")
 
 
 def _as_table(x: Any, name: str) -> np.ndarray:
@@ -282,7 +289,8 @@ def _interval(estimate: float, var: float, df: float, level: float) -> tuple[flo
 
 
 def paired_comparison(a: Any, b: Any, binary: bool | None = None, groups: Any = None,
-                      pair_seeds: bool | None = None, level: float = LEVEL) -> Comparison:
+                      pair_seeds: bool | None = None, level: float = LEVEL, units: str = "units",
+                      seeds: str = "seeds") -> Comparison:
     """Compare per-unit scores of two arms evaluated on the same units.
 
     Parameters
@@ -302,6 +310,8 @@ def paired_comparison(a: Any, b: Any, binary: bool | None = None, groups: Any = 
         when both have the same number of seeds.
     level
         Confidence level of the interval.
+    units, seeds
+        Names of the columns and rows in the report's wording.
 
     Returns
     -------
@@ -343,11 +353,11 @@ def paired_comparison(a: Any, b: Any, binary: bool | None = None, groups: Any = 
     if binary:
         var = max(var, _pseudo_count_var(per_unit))
     se, low, high = _interval(estimate, var, df, level)
-    method = ("paired over units" + (" (clustered by group)" if groups is not None else "")
-              + (" and seeds" if pair_seeds and seeds_known else "")
+    method = (f"paired over {units}" + (" (clustered by group)" if groups is not None else "")
+              + (f" and {seeds}" if pair_seeds and seeds_known else "")
               + ", two-way variance, Satterthwaite t" + (", Agresti-Min floor" if binary else ""))
     return Comparison(estimate=estimate, low=low, high=high, se=se, df=df, n_units=n_units, n_seeds=(sa, sb),
-                      seeds_known=seeds_known, method=method, level=level)
+                      seeds_known=seeds_known, method=method, level=level, units=units, seeds=seeds)
 
 
 # Metrics computed from confusion matrices ``[..., K, K]`` (rows: truth, columns: prediction),
@@ -595,6 +605,15 @@ def require(verdict: Verdict, **preconditions: Verdict) -> Verdict:
         return verdict
     why = "; ".join(f"{name}: {v.reason}" for name, v in failed.items())
     return Verdict("inconclusive", f"Not judged ({verdict.verdict} on its own): a precondition does not hold. {why}")
+
+
+def all_of(parts: Mapping[str, Verdict]) -> Verdict:
+    """A claim made of several parts: supported when every part is, not supported when any part is not."""
+    kinds = {v.verdict for v in parts.values()}
+    reasons = " ".join(f"[{name}] {v.reason}" for name, v in parts.items())
+    if kinds == {"supported"}:
+        return Verdict("supported", reasons)
+    return Verdict("not supported" if "not supported" in kinds else "inconclusive", reasons)
 
 
 def across_settings(by_setting: Mapping[str, Verdict], chosen: str) -> Verdict:

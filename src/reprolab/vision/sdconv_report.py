@@ -27,6 +27,7 @@ from reprolab.report.stats import (
     Verdict,
     above_chance,
     across_settings,
+    all_of,
     correctness,
     mean_std,
     non_inferiority,
@@ -160,17 +161,6 @@ def ratio_verdict(sd: list[dict[str, Any]], dy: list[dict[str, Any]], max_ratio:
 def _above_chance_both(a: np.ndarray, b: np.ndarray, chance: float, names: tuple[str, str]) -> dict[str, Verdict]:
     return {f"{names[0]} above chance": above_chance(a, chance, label=f"{names[0]} accuracy"),
             f"{names[1]} above chance": above_chance(b, chance, label=f"{names[1]} accuracy")}
-
-
-def all_of(parts: dict[str, Verdict]) -> Verdict:
-    """A claim made of several parts: supported when every part is, not supported when any part is not."""
-    reasons = " ".join(f"[{name}] {v.reason}" for name, v in parts.items())
-    verdicts = {v.verdict for v in parts.values()}
-    if verdicts == {"supported"}:
-        return Verdict("supported", reasons)
-    if "not supported" in verdicts:
-        return Verdict("not supported", reasons)
-    return Verdict("inconclusive", reasons)
 
 
 @dataclass(frozen=True)
