@@ -229,7 +229,8 @@ class Comparison:
         one = self.seeds.removesuffix("s")
         seeds = f"{self.n_seeds[0]} + {self.n_seeds[1]} {self.seeds}" if self.n_seeds[0] != self.n_seeds[1] \
             else f"{self.n_seeds[0]} {self.seeds if self.n_seeds[0] != 1 else one} per arm"
-        caveat = "" if self.seeds_known else f"; variability across {self.seeds} not estimable from one {one}"
+        what = "training variability" if self.seeds == "seeds" else f"variability across {self.seeds}"
+        caveat = "" if self.seeds_known else f"; {what} not estimable from one {one}"
         return (f"{f.format(scale * self.estimate)}{unit} ({round(100 * self.level)} % CI "
                 f"{f.format(scale * self.low)} to {f.format(scale * self.high)}; {self.n_units} {self.units}, "
                 f"{seeds}; {self.method}{caveat})")
