@@ -212,7 +212,8 @@ def build_staged(spec: dict[str, Any], in_channels: int, num_classes: int, input
     """Build the network of a ``model`` config section (``config/schemas/mtt.yaml``).
 
     ``spec['stages']`` lists the layers of every stage, e.g. ``[[{conv: 16}, {conv: 32, pool: 2}],
-    [{linear: 64}]]``; the bias-free classifier is appended to the last stage.
+    [{linear: 64}]]``; the bias-free classifier is appended to the last stage. Every weight keeps
+    PyTorch's default initialisation (the official models set none).
     """
     neuron = spec.get("neuron", {})
     threshold, min_v = float(neuron.get("threshold", 1.0)), neuron.get("min_v", OFFICIAL_MIN_V)
@@ -255,11 +256,10 @@ def build_staged(spec: dict[str, Any], in_channels: int, num_classes: int, input
     else:
         width = flat
     stages[-1].append(Block(nn.Linear(width, num_classes, bias=False), cls_pool, flat is None, None, None))
-    model = StagedSNN(stages, spec.get("input_trans", "sum"), input_pool)
-    for m in model.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-    return model
+    # Weights keep PyTorch's default initialisation, as in the official models (train-event-driven/models/
+    # snn_speck.py re-initialises nothing); a Kaiming fan-out re-initialisation, as an earlier version did, makes
+    # the classifier's weights several times larger than that (issue 12).
+    return StagedSNN(stages, spec.get("input_trans", "sum"), input_pool)
 
 
 # ----------------------------------------------------------------------------- temporal configurations
