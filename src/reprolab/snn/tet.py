@@ -170,4 +170,6 @@ def run_evaluation(exp: dict[str, Any], model_path: str, test_paths: dict[str, s
         "arm": state["arm"], "seed": state["seed"], "dataset": exp["dataset"], "T_train": exp["T"],
         "accuracy": by_T[exp["T"]]["accuracy"], "per_step_accuracy": by_T[exp["T"]]["per_step_accuracy"],
         "n_test": by_T[exp["T"]]["n"], "by_T": {str(T): r["accuracy"] for T, r in by_T.items()},
+        "predictions": by_T[exp["T"]]["predictions"], "targets": by_T[exp["T"]]["targets"],
+        "by_T_predictions": {str(T): r["predictions"] for T, r in by_T.items()},
     })
