@@ -129,7 +129,7 @@ class ArrayBatches:
         self.batch_size, self.preprocess, self.augment, self.shuffle = batch_size, preprocess, augment, shuffle
 
     def __len__(self) -> int:
-        return -(-len(self.labels) // self.batch_size)
+        return (len(self.labels) + self.batch_size - 1) // self.batch_size
 
     @property
     def num_samples(self) -> int:
