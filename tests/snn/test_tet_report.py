@@ -69,6 +69,14 @@ def test_scalability_claim_verdicts(sdt_accs, tet_accs, seeds, n, expected):
     assert claim.verdict == expected, claim.note
 
 
+def test_scalability_interval_never_collapses_when_nothing_changes_with_T():
+    rng = np.random.default_rng(3)
+    flat = arm(rng, [0.5] * 4, 2, 100)
+    flat["correct_by_T"][:] = flat["correct_by_T"][:, :1]  # every sample answers the same at every T: drops all 0
+    claim = scalability_claim("e", flat, flat, CLAIM_RULES, "demo", [])
+    assert claim.verdict == "inconclusive" and "+0.0 to +0.0" not in claim.measured and "floor" in claim.measured
+
+
 def test_scalability_claim_needs_tet_above_chance():
     rng = np.random.default_rng(2)
     claim = scalability_claim("e", arm(rng, STEEP, 3, 500), arm(rng, [0.1] * 4, 3, 500), CLAIM_RULES, "demo", [])

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import stats as st
 
 from reprolab.core.errors import ConfigError
 from reprolab.core.io import read_json
@@ -21,6 +23,7 @@ from reprolab.report import (
 )
 from reprolab.report.figures import PALETTE
 from reprolab.report.stats import (
+    Comparison,
     Verdict,
     above_chance,
     across_settings,
@@ -347,13 +350,28 @@ def accuracy_claim(exp: str, sdt: dict[str, Any], tet: dict[str, Any], rules: di
     )
 
 
+def floored(cmp: Comparison) -> Comparison:
+    """``cmp`` with its standard error at least that of one unit in ``n + 2`` differing by 1.
+
+    Per-sample drops are not 0/1 outcomes, so the stats layer's Agresti-Min floor does not
+    apply; without a floor two arms at chance everywhere (every drop 0) would give a
+    zero-width interval.
+    """
+    floor = 1.0 / (cmp.n_units + 2)
+    if cmp.se >= floor:
+        return cmp
+    crit = float(st.t.ppf(0.5 + cmp.level / 2, cmp.df)) if np.isfinite(cmp.df) else float(st.norm.ppf(0.5 + cmp.level / 2))
+    return replace(cmp, se=floor, low=cmp.estimate - crit * floor, high=cmp.estimate + crit * floor,
+                   method=cmp.method + ", floor of one unit in n + 2")
+
+
 def scalability_claim(exp: str, sdt: dict[str, Any], tet: dict[str, Any], rules: dict[str, Any], scale: str,
                       evidence: list[str]) -> Claim:
     """C2: TET loses less accuracy than SDT away from its training T (per-sample drop, paired superiority),
     gated on TET above chance at its training T (a network at chance everywhere loses nothing)."""
     T = sdt["T"]
     d_sdt, d_tet = (drop_per_sample(a["Ts"], a["correct_by_T"], T) for a in (sdt, tet))
-    cmp = paired_comparison(d_sdt, d_tet, binary=False)
+    cmp = floored(paired_comparison(d_sdt, d_tet, binary=False))
     i = tet["Ts"].index(T)
     v = require(superiority(cmp, rules["drop_min_effect"]),
                 tet_above_chance=above_chance(tet["correct_by_T"][:, i], 1.0 / tet["num_classes"],
