@@ -421,7 +421,10 @@ def flexibility_claim(exp: str, sdt: dict[str, Any], mtt: dict[str, Any], rules:
         verdict=v.verdict, scale=scale, evidence=evidence, by_setting=rows,
         note=(f"Claim: range(SDT) - range(MTT) > 0, smallest effect of interest "
               f"{_pt(rules['flexibility_min_effect'])} points (papers.mtt.claims.flexibility_min_effect), judged on the "
-              f"pre-registered setting '{chosen}' (papers.mtt.claims.flexibility_setting). {v.reason}"),
+              f"pre-registered setting '{chosen}' (papers.mtt.claims.flexibility_setting). {v.reason}"
+              + (f" The deployed networks were fine-tuned at deploy.T = {mtt['clock_T']} (MTT: stages drawn up to "
+                 f"{mtt['clock_T']}), so T = 1..{T} lies below their fine-tune resolution."
+                 if mtt["clock_T"] != T else "")),
     )
 
 
@@ -492,12 +495,12 @@ def cost_claim(exp: str, sdt: dict[str, Any], mtt: dict[str, Any], rules: dict[s
     v = require(non_inferiority(cmp, rules["cost_margin"]),
                 mtt=above_chance(m, chance, label=f"MTT accuracy at T={T}"),
                 sdt=above_chance(s_, chance, label=f"SDT accuracy at T={T}"))
-    per_seed = ", ".join(f"{_pt(a)}/{_pt(b)}" for a, b in zip(s_.mean(1), m.mean(1), strict=True))
+    per_seed = f"SDT {', '.join(_pt(a) for a in s_.mean(1))}; MTT {', '.join(_pt(a) for a in m.mean(1))}"
     return Claim(
         id="C3", statement=f"MTT costs no accuracy at max_T: its time-stepped accuracy at T={T} is close to SDT's ({exp}).",
         paper_value="'near SOTA performance'; tables not yet copied from the PDF", paper_label="verified: arXiv abstract",
         measured=(f"base networks at T={T}: SDT {_pt(sdt['base_accuracy'])} %, MTT {_pt(mtt['base_accuracy'])} % "
-                  f"(MTT - SDT {cmp.describe()}; per seed SDT/MTT {per_seed} %); deployed: SDT "
+                  f"(MTT - SDT {cmp.describe()}; per seed {per_seed} %); deployed: SDT "
                   f"{_pt(sdt['clock_accuracy'])} %, MTT {_pt(mtt['clock_accuracy'])} %"),
         verdict=v.verdict, scale=scale, evidence=evidence,
         note=(f"Non-inferiority of per-sample correctness at T={T}, paired on the {sdt['n_test']} test samples and on "
