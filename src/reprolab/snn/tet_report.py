@@ -477,7 +477,8 @@ def write_report(history_paths: list[str], eval_paths: list[str], tit_paths: lis
         "temporal_scalability.png": "Temporal scalability: accuracy of networks trained at the dashed T, tested with the recordings re-binned into T frames.",
         "per_step_accuracy.png": "Accuracy of each time step's output O(t) alone (a project diagnostic, not a figure of the paper).",
         "time_inheritance.png": ("Time inheritance training (TIT, every seed): test accuracy per epoch (left) and against "
-                                 "cumulative training wall time (right), from scratch at the training T vs TIT (small T "
+                                 "cumulative training wall time (right, each seed's own epoch times; the claim's budgets use "
+                                 "median epoch times pooled over seeds), from scratch at the training T vs TIT (small T "
                                  "first, dotted line: switch to the training T)."),
     }
     figures = [Figure(p, captions.get(Path(p).name, "")) for p in figure_paths]
