@@ -21,6 +21,9 @@ def random_net(gain=3.0, seed=0):
     """A deployed network with mixed-sign weights, strided and pooled layers, loud enough to spike deep."""
     torch.manual_seed(seed)
     model = build_staged(SPEC, 2, 10, 34)
+    for m in model.modules():  # Kaiming fan-out weights (larger than PyTorch's default) so that spikes reach the output
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+            torch.nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
     remove_biases(model)
     net = export_staged(model, (2, 34, 34))
     for layer in net.layers:

@@ -226,3 +226,17 @@ def test_killed_mtt_run_resumes_to_the_same_numbers(data, tmp_path):
     assert [{k: v for k, v in h.items() if k not in ("seconds", "samples_per_second")} for h in resumed] == strip
     for a, b in zip(full_model.state_dict().values(), resumed_model.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_staged_network_keeps_pytorch_default_initialisation():
+    # The official event-driven models re-initialise nothing; Kaiming fan-out on the classifier (10 outputs)
+    # would give std sqrt(2/10) = 0.45, far beyond the default bound 1/sqrt(fan_in).
+    torch.manual_seed(0)
+    spec = {"stages": [[{"conv": 16, "stride": 2}], [{"conv": 32, "pool": 2}], [{"linear": 64}]]}
+    model = build_staged(spec, in_channels=2, num_classes=10, input_size=34)
+    layers = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert len(layers) == 4
+    for m in layers:
+        bound = 1.0 / m.weight[0].numel() ** 0.5
+        assert m.weight.abs().max() <= bound
+        assert m.weight.std().item() == pytest.approx(bound / 3 ** 0.5, rel=0.2)

@@ -6,7 +6,7 @@ import torch
 
 from reprolab.data.frames import events_to_frames
 from reprolab.data.nmnist import read_archive
-from reprolab.snn.data import ArrayBatches, Augment, Preprocess
+from reprolab.snn.data import ArrayBatches, Augment, Preprocess, Standardize
 from reprolab.snn.losses import sdt_loss
 from reprolab.snn.models import VGGSNN
 from reprolab.snn.training import TrainSpec, evaluate, fit, loss_step
@@ -27,12 +27,12 @@ def batches(x, y, train):
     return ArrayBatches(x, y, 20, Preprocess(normalize="frame_max"), Augment(roll=1) if train else None, shuffle=train)
 
 
-def train_once(frames, ckpt, epochs=3):
+def train_once(frames, ckpt, epochs=3, keep_predictions=False):
     torch.manual_seed(0)
     net = VGGSNN(2, 10, 34, [8, 16], [True, True])
     spec = TrainSpec(epochs=epochs, lr=3e-3, batch_size=20, seed=7)
     history = fit(net, batches(*frames[:2], True), batches(*frames[2:], False), loss_step(sdt_loss), spec, ckpt,
-                  "cpu", progress=False)
+                  "cpu", progress=False, keep_predictions=keep_predictions)
     return net, history
 
 
@@ -97,3 +97,24 @@ def test_frame_max_normalisation_scales_each_frame_to_one():
     x = torch.rand(2, 3, 2, 4, 4) * 7
     y = Preprocess(normalize="frame_max")(x)
     torch.testing.assert_close(y.amax(dim=(-3, -2, -1)), torch.ones(2, 3))
+
+
+def test_fit_keeps_each_epochs_test_predictions_when_asked(frames, tmp_path):
+    net, history = train_once(frames, tmp_path / "ckpt", epochs=1, keep_predictions=True)
+    final = evaluate(net, batches(*frames[2:], False), "cpu")
+    assert history[-1]["test_predictions"] == final["predictions"] and len(final["predictions"]) == 100
+    _, plain = train_once(frames, tmp_path / "plain", epochs=1)
+    assert "test_predictions" not in plain[-1]
+
+
+def test_standardize_runs_after_augmentation_so_crop_padding_is_black():
+    images = np.full((4, 3, 6, 6), 0.5, np.float32)  # [N, C, H, W] pixels in [0, 1]
+    mean, std = (0.4, 0.5, 0.6), (0.2, 0.25, 0.5)
+    data = ArrayBatches(images, np.zeros(4), 4, Preprocess(repeat_T=2), Augment(crop_pad=3), shuffle=True,
+                        finalize=Standardize(mean, std))
+    x, _ = next(data.epoch(seed=1, epoch=0))  # [T, N, C, H, W]
+    values = {round(v, 4) for v in x[:, :, 0].flatten().tolist()}
+    # channel 0: pixels (0.5 - 0.4) / 0.2 = 0.5; padding (0 - 0.4) / 0.2 = -2 (not 0, the mean)
+    assert values <= {0.5, -2.0} and -2.0 in values
+    with pytest.raises(ValueError, match="channel statistics"):
+        Standardize((0.5,), (0.2,))(torch.zeros(1, 3, 2, 2))

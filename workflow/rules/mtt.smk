@@ -188,6 +188,7 @@ rule mtt_report:
         eventsims=mtt_runs("eventsim.json"),
         tet=sorted(MTT_TET),
         figures=rules.mtt_figures.output,
+        history=verdict_history("mtt"),
         data=lambda wc: sorted(
             {f(e, s) for f in (mtt_frames, mtt_deploy_frames) for e in MTT_EXPS for s in ("train", "test")}
             | {mtt_events(MTT_EXPS[e]["dataset"], "test") for e in MTT_EXPS}

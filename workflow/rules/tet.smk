@@ -22,7 +22,7 @@ rule tet_train:
         history="results/tet/{tet_exp}/{tet_arm}_s{seed}/history.json",
     params:
         exp=lambda wc: TET_EXPS[wc.tet_exp],
-        loss=TET["loss"],
+        keep_predictions=lambda wc: TET_PLAN.keeps_predictions(wc.tet_exp, wc.tet_arm),
         device=config["device"],
         checkpoint_dir="checkpoints/tet/{tet_exp}/{tet_arm}_s{seed}",
     resources:
@@ -48,7 +48,7 @@ rule tet_tit:
         history="results/tet/{tet_exp}/tit/{stage}_s{seed}/history.json",
     params:
         exp=lambda wc: TET_PLAN.tit_stage(wc.tet_exp, wc.stage),
-        loss=TET["loss"],
+        keep_predictions=lambda wc: wc.stage == "inherit",
         device=config["device"],
         checkpoint_dir="checkpoints/tet/{tet_exp}/tit/{stage}_s{seed}",
     wildcard_constraints:
@@ -111,6 +111,7 @@ rule tet_report:
         tit=TET_PLAN.tit_runs("history.json"),
         evals=TET_PLAN.runs("eval.json"),
         figures=rules.tet_figures.output,
+        history=verdict_history("tet"),
         data=TET_PLAN.data_files(),
     output:
         html="results/tet/report.html",

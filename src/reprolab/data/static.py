@@ -27,6 +27,14 @@ def digits_split(test_fraction: float = 0.2, seed: int = 0) -> dict[str, tuple[n
     return {"train": (x_tr, y_tr.astype(np.int64)), "test": (x_te, y_te.astype(np.int64))}
 
 
+#: Per-channel ``(mean, std)`` with which :func:`cifar_split` standardised the cached images (so that a
+#: consumer can map them back to [0, 1] pixels); datasets not listed are cached as [0, 1] pixels.
+CACHE_NORMALIZATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+}
+
+
 def cifar_split(name: str, root: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     """CIFAR-10/100 via torchvision's downloader (md5-verified), normalised per channel.
 
@@ -37,8 +45,7 @@ def cifar_split(name: str, root: str | Path, split: str) -> tuple[np.ndarray, np
     cls = {"cifar10": torchvision.datasets.CIFAR10, "cifar100": torchvision.datasets.CIFAR100}[name]
     ds = cls(root=str(root), train=(split == "train"), download=True)
     x = ds.data.astype(np.float32).transpose(0, 3, 1, 2) / 255.0
-    mean = np.array([0.4914, 0.4822, 0.4465], np.float32).reshape(1, 3, 1, 1)
-    std = np.array([0.2470, 0.2435, 0.2616], np.float32).reshape(1, 3, 1, 1)
+    mean, std = (np.array(v, np.float32).reshape(1, 3, 1, 1) for v in CACHE_NORMALIZATION[name])
     return (x - mean) / std, np.asarray(ds.targets, dtype=np.int64)
 
 

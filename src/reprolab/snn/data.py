@@ -8,7 +8,7 @@ exactly the batches an uninterrupted run would.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +47,26 @@ class Preprocess:
             x = F.interpolate(x.flatten(0, 1), size=(self.resize, self.resize), mode="bilinear",
                               align_corners=False).unflatten(0, (n, t))
         return x
+
+
+@dataclass
+class Standardize:
+    """Per-channel ``(x - mean) / std`` of ``[..., C, H, W]`` batches (torchvision ``Normalize``).
+
+    Used as :class:`ArrayBatches`' ``finalize`` step, i.e. after augmentation, as torchvision
+    pipelines normalise after ``RandomCrop`` (crop padding is then black, not the mean).
+    """
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        shape = (-1, 1, 1)
+        mean = torch.as_tensor(self.mean, dtype=x.dtype, device=x.device).view(shape)
+        std = torch.as_tensor(self.std, dtype=x.dtype, device=x.device).view(shape)
+        if x.shape[-3] != mean.shape[0]:
+            raise ValueError(f"normalize: {mean.shape[0]} channel statistics for {x.shape[-3]}-channel input")
+        return (x - mean) / std
 
 
 @dataclass
@@ -121,15 +141,19 @@ class ArrayBatches:
         Applied to training batches only; ``None`` for evaluation.
     shuffle
         Draw a new permutation each epoch.
+    finalize
+        Applied last, after augmentation (e.g. :class:`Standardize`); ``None`` for nothing.
     """
 
     def __init__(self, data: np.ndarray, labels: np.ndarray, batch_size: int, preprocess: Preprocess,
-                 augment: Augment | None = None, shuffle: bool = False) -> None:
+                 augment: Augment | None = None, shuffle: bool = False,
+                 finalize: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         self.data, self.labels = data, np.asarray(labels, dtype=np.int64)
         self.batch_size, self.preprocess, self.augment, self.shuffle = batch_size, preprocess, augment, shuffle
+        self.finalize = finalize
 
     def __len__(self) -> int:
-        return -(-len(self.labels) // self.batch_size)
+        return (len(self.labels) + self.batch_size - 1) // self.batch_size
 
     @property
     def num_samples(self) -> int:
@@ -146,6 +170,8 @@ class ArrayBatches:
             x = self.preprocess(x)
             if self.augment is not None:
                 x = self.augment(x, gen)
+            if self.finalize is not None:
+                x = self.finalize(x)
             yield to_time_major(x), torch.from_numpy(self.labels[idx]).to(device)
 
 

@@ -36,25 +36,29 @@ class SpikingNet(nn.Module):
         raise NotImplementedError
 
 
-def conv_bn_lif(c_in: int, c_out: int, stride: int = 1) -> list[nn.Module]:
-    """One TET conv block: 3x3 convolution, per-step batch norm over ``T*N``, LIF."""
+def conv_bn_lif(c_in: int, c_out: int, stride: int = 1, bias: bool = True) -> list[nn.Module]:
+    """One TET conv block: 3x3 convolution, per-step batch norm over ``T*N``, LIF.
+
+    ``bias``: the VGG ``Layer`` of the official code keeps the convolution's bias, its ResNet-19
+    (``conv3x3``) has none.
+    """
     return [
-        layer.Conv2d(c_in, c_out, 3, stride=stride, padding=1, step_mode="m"),
+        layer.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=bias, step_mode="m"),
         layer.BatchNorm2d(c_out, step_mode="m"),
         lif(),
     ]
 
 
-def kaiming_init(module: nn.Module) -> None:
-    """Kaiming-normal convolution and linear weights, as in TET's model files."""
+def kaiming_conv_init(module: nn.Module) -> None:
+    """Kaiming-normal (fan-out) weights of every convolution, nothing else (official ``VGGSNN``).
+
+    The official VGG models re-initialise only ``nn.Conv2d`` weights; conv biases, batch norm
+    and the linear layers keep PyTorch's defaults. The official ResNet-19 re-initialises
+    nothing (its Kaiming loop sits inside ``if zero_init_residual``, which is off).
+    """
     for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
+        if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
 
 
 class VGGSNN(SpikingNet):
@@ -101,7 +105,7 @@ class VGGSNN(SpikingNet):
             width = classifier_hidden
         head.append(layer.Linear(width, num_classes, step_mode="m"))
         self.classifier = nn.Sequential(*head)
-        kaiming_init(self)
+        kaiming_conv_init(self)
 
     def forward_steps(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
@@ -113,15 +117,15 @@ class BasicBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, stride: int) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            *conv_bn_lif(c_in, c_out, stride),
-            layer.Conv2d(c_out, c_out, 3, padding=1, step_mode="m"),
+            *conv_bn_lif(c_in, c_out, stride, bias=False),
+            layer.Conv2d(c_out, c_out, 3, padding=1, bias=False, step_mode="m"),
             layer.BatchNorm2d(c_out, step_mode="m"),
         )
         # A projection is needed when either the resolution or the width changes (a logical or;
         # the MTT code's bitwise `|` binds before `!=`, see the card's pitfalls).
         if stride != 1 or c_in != c_out:
             self.shortcut: nn.Module = nn.Sequential(
-                layer.Conv2d(c_in, c_out, 1, stride=stride, step_mode="m"),
+                layer.Conv2d(c_in, c_out, 1, stride=stride, bias=False, step_mode="m"),
                 layer.BatchNorm2d(c_out, step_mode="m"),
             )
         else:
@@ -152,7 +156,7 @@ class ResNet19(SpikingNet):
         super().__init__()
         if len(channels) != 4 or len(blocks) != 3:
             raise ConfigError("resnet19 needs model.channels = [stem, s1, s2, s3] and model.blocks = [b1, b2, b3]")
-        layers: list[nn.Module] = conv_bn_lif(in_channels, channels[0])
+        layers: list[nn.Module] = conv_bn_lif(in_channels, channels[0], bias=False)
         c_in = channels[0]
         for stage, (c_out, n_blocks) in enumerate(zip(channels[1:], blocks, strict=True)):
             for b in range(n_blocks):
@@ -166,7 +170,7 @@ class ResNet19(SpikingNet):
             c_in = classifier_hidden
         head.append(layer.Linear(c_in, num_classes, step_mode="m"))
         self.classifier = nn.Sequential(*head)
-        kaiming_init(self)
+        # PyTorch's default initialisation everywhere, as the official resnet19 (zero_init_residual=False).
 
     def forward_steps(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))

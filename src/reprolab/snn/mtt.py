@@ -212,7 +212,8 @@ def build_staged(spec: dict[str, Any], in_channels: int, num_classes: int, input
     """Build the network of a ``model`` config section (``config/schemas/mtt.yaml``).
 
     ``spec['stages']`` lists the layers of every stage, e.g. ``[[{conv: 16}, {conv: 32, pool: 2}],
-    [{linear: 64}]]``; the bias-free classifier is appended to the last stage.
+    [{linear: 64}]]``; the bias-free classifier is appended to the last stage. Every weight keeps
+    PyTorch's default initialisation (the official models set none).
     """
     neuron = spec.get("neuron", {})
     threshold, min_v = float(neuron.get("threshold", 1.0)), neuron.get("min_v", OFFICIAL_MIN_V)
@@ -255,11 +256,10 @@ def build_staged(spec: dict[str, Any], in_channels: int, num_classes: int, input
     else:
         width = flat
     stages[-1].append(Block(nn.Linear(width, num_classes, bias=False), cls_pool, flat is None, None, None))
-    model = StagedSNN(stages, spec.get("input_trans", "sum"), input_pool)
-    for m in model.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-    return model
+    # Weights keep PyTorch's default initialisation, as in the official models (train-event-driven/models/
+    # snn_speck.py re-initialises nothing); a Kaiming fan-out re-initialisation, as an earlier version did, makes
+    # the classifier's weights several times larger than that (issue 12).
+    return StagedSNN(stages, spec.get("input_trans", "sum"), input_pool)
 
 
 # ----------------------------------------------------------------------------- temporal configurations
@@ -378,13 +378,20 @@ def recalibrate_bn(model: StagedSNN, batches: ArrayBatches, n_batches: int, devi
     model.eval()
 
 
-def accuracy_at(model: StagedSNN, config: Sequence[int], test: ArrayBatches, calib: ArrayBatches | None,
-                n_calib: int, device: str) -> float:
-    """Test accuracy at one temporal configuration, after BN recalibration when ``calib`` is given."""
+def evaluate_at(model: StagedSNN, config: Sequence[int], test: ArrayBatches, calib: ArrayBatches | None,
+                n_calib: int, device: str) -> dict[str, Any]:
+    """:func:`reprolab.snn.training.evaluate` at one temporal configuration, after BN recalibration
+    when ``calib`` is given (accuracy, per-sample predictions and targets)."""
     model.set_config(config)
     if calib is not None:
         recalibrate_bn(model, calib, n_calib, device)
-    return float(evaluate(model, test, device)["accuracy"])
+    return evaluate(model, test, device)
+
+
+def accuracy_at(model: StagedSNN, config: Sequence[int], test: ArrayBatches, calib: ArrayBatches | None,
+                n_calib: int, device: str) -> float:
+    """Test accuracy at one temporal configuration, after BN recalibration when ``calib`` is given."""
+    return float(evaluate_at(model, config, test, calib, n_calib, device)["accuracy"])
 
 
 # ----------------------------------------------------------------------------- data
@@ -617,11 +624,11 @@ def deployed_accuracy(net: Any, chunks: list[torch.Tensor], labels: np.ndarray, 
         "accuracy": float((pred == labels).mean()),
         "accuracy_current_readout": float((np.concatenate(sum_preds) == labels).mean()),
         "tie_rate": float(np.concatenate(tied).mean()),
+        "predictions": pred.tolist(),
     }
     if with_synops:
         per_layer = np.concatenate(ops)
-        result.update(predictions=pred.tolist(), synops_per_sample=float(per_layer.sum(1).mean()),
-                      synops_per_layer=per_layer.mean(0).tolist())
+        result.update(synops_per_sample=float(per_layer.sum(1).mean()), synops_per_layer=per_layer.mean(0).tolist())
     return result
 
 
@@ -651,7 +658,8 @@ def run_evaluation(exp: dict[str, Any], base_path: str, deployed_path: str, trai
     sampler = ConfigSampler(model.num_stages, exp["min_T"], exp["max_T"], exp.get("mtt", {}).get("group", 1),
                             seed=ev["seed"])
     configs = [sampler.draw(i) for i in range(ev["heterogeneous"])]
-    base_uniform = {str(T): accuracy_at(model, uniform(model, T), test, calib, n_cal, device) for T in Ts}
+    base_runs = {str(T): evaluate_at(model, uniform(model, T), test, calib, n_cal, device) for T in Ts}
+    base_uniform = {T: r["accuracy"] for T, r in base_runs.items()}
     log.info("base network, uniform T: %s", base_uniform)
     base_hetero = [accuracy_at(model, c, test, calib, n_cal, device) for c in configs]
     net = DeployedNet.load(deployed_path)
@@ -671,8 +679,10 @@ def run_evaluation(exp: dict[str, Any], base_path: str, deployed_path: str, trai
         "arm": state["arm"], "seed": state["seed"], "dataset": exp["dataset"], "max_T": exp["max_T"],
         "n_test": len(labels), "labels": labels.tolist(), "configs": configs,
         "base": {"uniform": base_uniform, "heterogeneous": base_hetero, "accuracy_max_T": base_uniform[str(exp["max_T"])],
+                 "uniform_predictions": {T: r["predictions"] for T, r in base_runs.items()},
                  "bn_calibration_batches": n_cal},
         "deployed": {"uniform": {T: r["accuracy"] for T, r in dep_uniform.items()},
+                     "uniform_predictions": {T: r["predictions"] for T, r in dep_uniform.items()},
                      "uniform_current_readout": {T: r["accuracy_current_readout"] for T, r in dep_uniform.items()},
                      "tie_rate": {T: r["tie_rate"] for T, r in dep_uniform.items()},
                      "heterogeneous": dep_hetero, "clock_driven": at_max, "clock_T": dep_T,
@@ -742,7 +752,7 @@ def eventsim_summary(net: Any, events: Any) -> dict[str, Any]:
         src = cnt
     return {
         "n_test": len(labels), "accuracy": float((res.prediction == labels).mean()),
-        "predictions": res.prediction.tolist(), "tie_rate": float(res.tied.mean()),
+        "predictions": res.prediction.tolist(), "targets": labels.tolist(), "tie_rate": float(res.tied.mean()),
         "synops_per_sample": float(res.synops.sum(1).mean()), "synops_per_layer": res.synops.mean(0).tolist(),
         "spikes_per_layer": res.layer_spikes.mean(0).tolist(), "events_per_sample": float(res.events.mean()),
         "waves_per_sample": float(res.waves.mean()), "seconds": res.seconds,

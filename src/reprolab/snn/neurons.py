@@ -45,17 +45,24 @@ class Triangle(surrogate.SurrogateFunctionBase):
 
 
 class LIF(neuron.LIFNode):
-    """SpikingJelly's ``LIFNode`` whose multi-step training loop splits time with ``unbind``.
+    """SpikingJelly's ``LIFNode`` with one firing rule in training and evaluation, time split by ``unbind``.
 
-    SpikingJelly's torch backend indexes ``x_seq[t]`` at every step; the backward pass of
-    each index allocates and fills a zero tensor of the whole ``[T, N, ...]`` input, which
-    costs O(T^2) memory traffic and dominated CPU training time (see bench/tet_throughput.py).
-    ``unbind`` gives one gradient buffer for all steps. The neuron dynamics are unchanged.
+    - One rule: SpikingJelly's ``LIFNode`` switches to TorchScript kernels in eval mode that fire
+      on ``v >= V_th``, while its training path (through the surrogate) fires on ``v > V_th``,
+      the rule of TET's ``LIFSpike``. Here both modes run the same charge / fire / reset steps
+      of ``BaseNode``, so a network is evaluated with the dynamics it was trained with.
+    - ``unbind``: SpikingJelly's torch backend indexes ``x_seq[t]`` at every step; the backward
+      pass of each index allocates and fills a zero tensor of the whole ``[T, N, ...]`` input,
+      which costs O(T^2) memory traffic and dominated CPU training time (see
+      bench/tet_throughput.py). ``unbind`` gives one gradient buffer for all steps.
     """
 
+    def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
+        return neuron.BaseNode.single_step_forward(self, x)
+
     def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
-        if not (self.training and self.backend == "torch"):
-            return super().multi_step_forward(x_seq)
+        if self.backend != "torch":
+            raise ValueError(f"LIF runs the torch backend only (one firing rule), not {self.backend!r}")
         spikes, voltages = [], []
         for x in x_seq.unbind(0):
             spikes.append(self.single_step_forward(x))

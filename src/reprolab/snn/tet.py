@@ -17,7 +17,8 @@ import torch
 
 from reprolab.core.errors import ConfigError
 from reprolab.data.pipeline import STATIC_DATASETS
-from reprolab.snn.data import ArrayBatches, Augment, Preprocess
+from reprolab.data.static import CACHE_NORMALIZATION
+from reprolab.snn.data import ArrayBatches, Augment, Preprocess, Standardize
 from reprolab.snn.losses import sdt_loss, tet_loss
 from reprolab.snn.models import SpikingNet, build_model
 from reprolab.snn.training import StepFn, TrainSpec, evaluate, fit, loss_step
@@ -40,17 +41,38 @@ def load_arrays(path: str | Path, limit: int | None = None) -> tuple[np.ndarray,
     return data, labels
 
 
+def pixels_of(images: np.ndarray, dataset: str) -> np.ndarray:
+    """Cached images of a static dataset as [0, 1] pixels (undoing the cache's standardisation, in place)."""
+    if dataset in CACHE_NORMALIZATION:
+        mean, std = (np.asarray(v, images.dtype).reshape(1, -1, 1, 1) for v in CACHE_NORMALIZATION[dataset])
+        images *= std
+        images += mean
+    return images
+
+
 def make_batches(exp: dict[str, Any], path: str | Path, train: bool, T: int | None = None,
                  limit: int | None = None) -> ArrayBatches:
-    """Batches of one split for an experiment config (``config/schemas/tet.yaml``)."""
+    """Batches of one split for an experiment config (``config/schemas/tet.yaml``).
+
+    Static images with ``normalize`` set are standardised with its statistics after
+    augmentation, from [0, 1] pixels (torchvision's ``RandomCrop`` then ``Normalize``, as the
+    official CIFAR loader).
+    """
     data, labels = load_arrays(path, limit)
     frames = exp.get("frames", {})
+    finalize = None
     if is_static(exp["dataset"]):
         pre = Preprocess(repeat_T=T or exp["T"])
+        if "normalize" in exp:
+            data = pixels_of(np.array(data, dtype=np.float32), exp["dataset"])
+            finalize = Standardize(tuple(exp["normalize"]["mean"]), tuple(exp["normalize"]["std"]))
     else:
+        if "normalize" in exp:
+            raise ConfigError(f"experiment on {exp['dataset']}: 'normalize' applies to static images only; event "
+                              "frames are normalised by frames.normalize")
         pre = Preprocess(normalize=frames.get("normalize", "none"), resize=frames.get("resize"))
     aug = Augment(**exp.get("augment", {})) if train else None
-    return ArrayBatches(data, labels, exp["optim"]["batch_size"], pre, aug, shuffle=train)
+    return ArrayBatches(data, labels, exp["optim"]["batch_size"], pre, aug, shuffle=train, finalize=finalize)
 
 
 def build_for(exp: dict[str, Any], batches: ArrayBatches) -> SpikingNet:
@@ -61,7 +83,7 @@ def build_for(exp: dict[str, Any], batches: ArrayBatches) -> SpikingNet:
 
 
 def arm_step(arm: str, loss_cfg: dict[str, float]) -> StepFn:
-    """Training step of an arm: ``sdt`` or ``tet`` (lambda and phi from ``papers.tet.loss``)."""
+    """Training step of an arm: ``sdt`` or ``tet`` (lambda and phi from the experiment's ``loss``)."""
     if arm == "sdt":
         return loss_step(sdt_loss)
     if arm == "tet":
@@ -70,21 +92,29 @@ def arm_step(arm: str, loss_cfg: dict[str, float]) -> StepFn:
     raise ConfigError(f"papers.tet.arms: unknown arm {arm!r}; use sdt or tet")
 
 
-def train_arm(exp: dict[str, Any], arm: str, seed: int, loss_cfg: dict[str, float], train_path: str | Path,
-              test_path: str | Path, checkpoint_dir: str | Path, device: str,
-              init_state: dict[str, torch.Tensor] | None = None) -> tuple[SpikingNet, list[dict[str, Any]]]:
+def train_arm(exp: dict[str, Any], arm: str, seed: int, train_path: str | Path, test_path: str | Path,
+              checkpoint_dir: str | Path, device: str, init_state: dict[str, torch.Tensor] | None = None,
+              keep_predictions: bool = False) -> tuple[SpikingNet, list[dict[str, Any]], np.ndarray]:
     """Train one arm with one seed; resumable through ``checkpoint_dir``.
 
     Parameters
     ----------
     exp
-        Experiment config.
+        Experiment config (its ``loss`` gives lambda and phi of the TET arm).
     arm
         ``sdt`` or ``tet``.
     seed
         Seeds weight initialisation, batch order and augmentation.
     init_state
         Weights to start from (time inheritance training), else a fresh initialisation.
+    keep_predictions
+        Store every epoch's per-sample test predictions in its history record (time
+        inheritance compares runs at an equal epoch or wall-time budget, paired on samples).
+
+    Returns
+    -------
+    model, history, targets
+        The trained network, one record per epoch, and the test labels in evaluation order.
     """
     from reprolab.core.runtime import seed_everything
 
@@ -96,10 +126,12 @@ def train_arm(exp: dict[str, Any], arm: str, seed: int, loss_cfg: dict[str, floa
     model = build_for(exp, test)
     if init_state is not None:
         model.load_state_dict(init_state)
-    spec = TrainSpec.from_config(exp["optim"], seed, arm=arm, loss=loss_cfg, model=exp["model"], T=T,
-                                 dataset=exp["dataset"], inherited=init_state is not None)
-    history = fit(model, train, test, arm_step(arm, loss_cfg), spec, checkpoint_dir, device)
-    return model, history
+    spec = TrainSpec.from_config(exp["optim"], seed, arm=arm, loss=exp["loss"], model=exp["model"], T=T,
+                                 dataset=exp["dataset"], inherited=init_state is not None,
+                                 normalize=exp.get("normalize"), keep_predictions=keep_predictions)
+    history = fit(model, train, test, arm_step(arm, exp["loss"]), spec, checkpoint_dir, device,
+                  keep_predictions=keep_predictions)
+    return model, history, test.labels
 
 
 def evaluate_over_T(model: SpikingNet, exp: dict[str, Any], test_paths: dict[int, str | Path],
@@ -133,13 +165,14 @@ def load_model(path: str | Path, exp: dict[str, Any], test_path: str | Path) -> 
     return model
 
 
-def run_training(exp: dict[str, Any], arm: str, seed: int, loss_cfg: dict[str, float], train_path: str,
-                 test_path: str, checkpoint_dir: str, device_pref: str, threads: int, out_model: str,
-                 out_history: str, init_model: str | None = None) -> None:
+def run_training(exp: dict[str, Any], arm: str, seed: int, train_path: str, test_path: str, checkpoint_dir: str,
+                 device_pref: str, threads: int, out_model: str, out_history: str, init_model: str | None = None,
+                 keep_predictions: bool = False) -> None:
     """The ``tet_train`` and ``tet_tit`` rules: train one arm and seed, write the model and its history.
 
     ``init_model`` (time inheritance training) starts from the weights of another run of the
-    same architecture, typically trained at a smaller T.
+    same architecture, typically trained at a smaller T. With ``keep_predictions`` the
+    history holds every epoch's per-sample test predictions and the test ``targets``.
     """
     from reprolab.core.io import write_json
     from reprolab.core.runtime import choose_device, set_threads
@@ -147,11 +180,12 @@ def run_training(exp: dict[str, Any], arm: str, seed: int, loss_cfg: dict[str, f
     set_threads(threads)
     device = choose_device(device_pref)
     init_state = torch.load(init_model, map_location="cpu", weights_only=False)["state_dict"] if init_model else None
-    model, history = train_arm(exp, arm, seed, loss_cfg, train_path, test_path, checkpoint_dir, device,
-                               init_state=init_state)
+    model, history, targets = train_arm(exp, arm, seed, train_path, test_path, checkpoint_dir, device,
+                                        init_state=init_state, keep_predictions=keep_predictions)
     save_model(out_model, model.cpu(), exp, {"arm": arm, "seed": seed})
     write_json(out_history, {"arm": arm, "seed": seed, "T": exp["T"], "dataset": exp["dataset"],
-                             "device": device, "inherited_from": init_model, "epochs": history})
+                             "device": device, "inherited_from": init_model, "epochs": history,
+                             **({"targets": targets.tolist()} if keep_predictions else {})})
 
 
 def run_evaluation(exp: dict[str, Any], model_path: str, test_paths: dict[str, str], device_pref: str,
@@ -170,4 +204,6 @@ def run_evaluation(exp: dict[str, Any], model_path: str, test_paths: dict[str, s
         "arm": state["arm"], "seed": state["seed"], "dataset": exp["dataset"], "T_train": exp["T"],
         "accuracy": by_T[exp["T"]]["accuracy"], "per_step_accuracy": by_T[exp["T"]]["per_step_accuracy"],
         "n_test": by_T[exp["T"]]["n"], "by_T": {str(T): r["accuracy"] for T, r in by_T.items()},
+        "predictions": by_T[exp["T"]]["predictions"], "targets": by_T[exp["T"]]["targets"],
+        "by_T_predictions": {str(T): r["predictions"] for T, r in by_T.items()},
     })

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from reprolab.core.errors import ConfigError
 from reprolab.data.pipeline import STATIC_DATASETS
 
 
@@ -53,9 +54,26 @@ class TetPlan:
         return [f"results/tet/{e}/{a}_s{s}/{filename}" for e in self.experiments for a in self.settings["arms"]
                 for s in self.settings["seeds"]]
 
+    def __post_init__(self) -> None:
+        for name in self.tit_experiments():
+            exp = self.experiments[name]
+            tit, epochs = exp["tit"], exp["optim"]["epochs"]
+            if tit["small_epochs"] + tit["epochs"] > epochs:
+                raise ConfigError(
+                    f"papers.tet experiment {name}: tit.small_epochs + tit.epochs = {tit['small_epochs'] + tit['epochs']}"
+                    f" exceeds optim.epochs = {epochs}; time inheritance is compared with the from-scratch run at the "
+                    "same total epochs, so lower them or raise optim.epochs")
+            if "tet" not in self.settings["arms"]:
+                raise ConfigError(f"papers.tet experiment {name}: tit needs the tet arm in papers.tet.arms")
+
     def tit_experiments(self) -> list[str]:
         """Experiments with time inheritance training enabled."""
         return [e for e, exp in self.experiments.items() if exp.get("tit", {}).get("enabled", False)]
+
+    def keeps_predictions(self, exp_name: str, arm: str) -> bool:
+        """Whether a training run stores per-epoch test predictions: the TET arm of a TIT experiment
+        (compared with the inherited run at an equal epoch or wall-time budget)."""
+        return arm == "tet" and exp_name in self.tit_experiments()
 
     def tit_stage(self, exp_name: str, stage: str) -> dict[str, Any]:
         """Experiment config of a TIT stage: ``small`` (at small_T) or ``inherit`` (at T, fewer epochs)."""
@@ -69,10 +87,9 @@ class TetPlan:
         return [f"results/tet/{exp_name}/tit/small_s{seed}/model.pt"] if stage == "inherit" else []
 
     def tit_runs(self, filename: str) -> list[str]:
-        """Both TIT stages of every enabled experiment, first seed only."""
-        seed = self.settings["seeds"][0]
+        """Both TIT stages of every enabled experiment and seed."""
         return [f"results/tet/{e}/tit/{stage}_s{seed}/{filename}" for e in self.tit_experiments()
-                for stage in ("small", "inherit")]
+                for seed in self.settings["seeds"] for stage in ("small", "inherit")]
 
     def data_files(self) -> list[str]:
         """Train and test caches at the training T of every experiment (listed in the report)."""

@@ -127,7 +127,8 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 
 def fit(model: nn.Module, train: ArrayBatches, test: ArrayBatches | None, step: StepFn, spec: TrainSpec,
-        checkpoint_dir: str | Path, device: str, progress: bool = True) -> list[dict[str, Any]]:
+        checkpoint_dir: str | Path, device: str, progress: bool = True,
+        keep_predictions: bool = False) -> list[dict[str, Any]]:
     """Train ``model`` for ``spec.epochs`` epochs, resuming from ``checkpoint_dir`` if possible.
 
     Parameters
@@ -144,6 +145,11 @@ def fit(model: nn.Module, train: ArrayBatches, test: ArrayBatches | None, step: 
         Folder outside the rule's outputs; holds ``last.pt`` and ``history.jsonl``.
     device
         ``cpu`` or ``cuda`` (chosen once by :func:`reprolab.core.choose_device`).
+    progress
+        Show a progress bar.
+    keep_predictions
+        Also store each epoch's per-sample test predictions (``test_predictions``, in the test
+        set's order), so that runs can be compared paired on samples at any epoch.
 
     Returns
     -------
@@ -202,7 +208,10 @@ def fit(model: nn.Module, train: ArrayBatches, test: ArrayBatches | None, step: 
             "seconds": seconds, "samples_per_second": seen / seconds,
         }
         if test is not None:
-            record["test_accuracy"] = evaluate(model, test, device)["accuracy"]
+            tested = evaluate(model, test, device)
+            record["test_accuracy"] = tested["accuracy"]
+            if keep_predictions:
+                record["test_predictions"] = tested["predictions"]
         history.append(record)
         append_jsonl(history_path, record)
         log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in record.items() if isinstance(v, float)})

@@ -6,4 +6,5 @@ with script_logging(snakemake.log[0]):
         snakemake.input.base_histories, snakemake.input.finetune_histories, snakemake.input.evals,
         snakemake.input.eventsims, snakemake.input.tet, list(snakemake.input.figures), snakemake.input.data,
         snakemake.params.settings, snakemake.params.global_settings, snakemake.output.html, snakemake.output.claims,
+        history=snakemake.input.history,
     )

@@ -4,4 +4,4 @@ from reprolab.snn.tet_report import write_report
 with script_logging(snakemake.log[0]):
     write_report(snakemake.input.histories, snakemake.input.evals, list(snakemake.input.tit), list(snakemake.input.figures),
                  snakemake.input.data, snakemake.params.settings, snakemake.params.global_settings,
-                 snakemake.output.html, snakemake.output.claims)
+                 snakemake.output.html, snakemake.output.claims, history=snakemake.input.history)

@@ -3,7 +3,7 @@ from reprolab.snn.tet import run_training
 
 with script_logging(snakemake.log[0]):
     run_training(
-        snakemake.params.exp, snakemake.wildcards.tet_arm, int(snakemake.wildcards.seed), snakemake.params.loss,
-        snakemake.input.train, snakemake.input.test, snakemake.params.checkpoint_dir, snakemake.params.device,
-        snakemake.threads, snakemake.output.model, snakemake.output.history,
+        snakemake.params.exp, snakemake.wildcards.tet_arm, int(snakemake.wildcards.seed), snakemake.input.train,
+        snakemake.input.test, snakemake.params.checkpoint_dir, snakemake.params.device, snakemake.threads,
+        snakemake.output.model, snakemake.output.history, keep_predictions=snakemake.params.keep_predictions,
     )
