@@ -252,10 +252,12 @@ def _satterthwaite(terms: Sequence[tuple[float, float]], total: float | None = N
     (default: the sum of the terms).
     """
     total = sum(v for v, _ in terms) if total is None else total
-    denom = sum(v * v / df for v, df in terms if df > 0 and np.isfinite(df) and v > 0)
+    used = [(v, df) for v, df in terms if df > 0 and np.isfinite(df) and v > 0]
+    denom = sum(v * v / df for v, df in used)
     if total <= 0 or denom <= 0:
         return math.inf
-    return total * total / denom
+    # A subtracted term can push the approximation below the smallest term's own df; never go below it.
+    return max(total * total / denom, min(df for _, df in used))
 
 
 def _cluster_var(values: np.ndarray, groups: np.ndarray | None) -> tuple[float, int]:
@@ -636,21 +638,3 @@ def across_settings(by_setting: Mapping[str, Verdict], chosen: str) -> Verdict:
                        f"At the pre-registered setting {chosen}: {main.verdict} ({main.reason}) but {opposite} at "
                        f"{', '.join(flips)}. Other settings: {listing}.")
     return Verdict(main.verdict, f"At the pre-registered setting {chosen}: {main.reason} Other settings: {listing}.")
-
-
-# --------------------------------------------------------------------------------------
-# Superseded (kept until every report has moved to the comparisons above)
-# --------------------------------------------------------------------------------------
-
-
-def noise_level(accuracy: float, n_test: int, n_seeds: int = 1, seed_std: float = 0.0) -> float:
-    """Superseded by :func:`paired_comparison`; divides shared test-set noise by the seeds."""
-    binom = math.sqrt(2 * accuracy * (1 - accuracy) / max(n_test, 1) / max(n_seeds, 1))
-    return 2 * max(binom, seed_std * math.sqrt(2 / max(n_seeds, 1)))
-
-
-def verdict(diff: float, noise: float) -> str:
-    """Superseded by :func:`superiority` and friends."""
-    if abs(diff) < max(noise, 1e-12):
-        return "inconclusive"
-    return "supported" if diff > 0 else "not supported"
