@@ -112,3 +112,29 @@ def test_paper_scale_plan_builds_without_data(workflow_dir: Path):
     out = proc.stdout + proc.stderr
     assert "data_download" in out and "CIFAR10DVS.zip" in out  # CIFAR10-DVS is downloaded with its checksum
     assert "gpu=1" in out  # training jobs ask the scheduler for a GPU at paper scale
+
+
+TWO_PROCESSES = """papers:
+  tet:
+    scales:
+      smoke:
+        resources: {mem_mb: 2000, runtime: 10, gpus: 0, processes_per_node: 2}
+"""
+
+
+def test_two_processes_train_like_one_with_the_same_global_batch(smoke_run: Path, workflow_dir: Path):
+    """Data-parallel TET (2 gloo processes, 10 samples each) against the smoke run's 1 process x 20 samples.
+
+    Gradients are averaged over the processes, so the steps are the same up to BatchNorm, whose
+    statistics come from each process's 10 samples (SyncBatchNorm is CUDA only): the stated
+    tolerance is 5 % on the training loss and 5 points of test accuracy (2 of the 40 test samples).
+    """
+    (workflow_dir / "override.yaml").write_text(TWO_PROCESSES)
+    run_snakemake(workflow_dir, "--configfile", "config/config.yaml", "config/papers/tet.yaml", "override.yaml",
+                  "--config", "scale=smoke", "--", HISTORY)
+    one, two = (json.loads((wd / HISTORY).read_text()) for wd in (smoke_run, workflow_dir))
+    assert two["processes"] == 2 and one["processes"] == 1
+    assert len(two["epochs"]) == len(one["epochs"])
+    for a, b in zip(one["epochs"], two["epochs"], strict=True):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=0.05)
+        assert b["test_accuracy"] == pytest.approx(a["test_accuracy"], abs=0.05)

@@ -25,6 +25,7 @@ rule tet_train:
         keep_predictions=lambda wc: TET_PLAN.keeps_predictions(wc.tet_exp, wc.tet_arm),
         device=config["device"],
         checkpoint_dir="checkpoints/tet/{tet_exp}/{tet_arm}_s{seed}",
+        parallel=pcfg("tet")["resources"],
     resources:
         **train_resources("tet"),
     log:
@@ -51,6 +52,7 @@ rule tet_tit:
         keep_predictions=lambda wc: wc.stage == "inherit",
         device=config["device"],
         checkpoint_dir="checkpoints/tet/{tet_exp}/tit/{stage}_s{seed}",
+        parallel=pcfg("tet")["resources"],
     wildcard_constraints:
         stage="small|inherit",
     resources:

@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -248,6 +248,25 @@ def _worker(fn: Callable[..., Any], args: tuple[Any, ...], backend: str, log_pat
         dist.destroy_process_group()
 
 
+@contextlib.contextmanager
+def _main_script_hidden() -> Iterator[None]:
+    """Keep spawned processes from re-running the ``__main__`` script (a Snakemake script has no main guard).
+
+    multiprocessing's spawn re-executes the parent's main file in every child unless the main
+    module was started with ``-m``; the children here only need the function they run.
+    """
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or path is None or getattr(getattr(main, "__spec__", None), "name", None):
+        yield
+        return
+    del main.__file__
+    try:
+        yield
+    finally:
+        main.__file__ = path
+
+
 def _launch_here(fn: Callable[..., Any], args: tuple[Any, ...], nodes: int, procs: int, backend: str,
                  endpoint: str, run_id: str, log_path: str | None, result_path: str | None) -> Any:
     """``torchrun`` semantics from Python: ``procs`` local workers joining a c10d rendezvous."""
@@ -256,7 +275,8 @@ def _launch_here(fn: Callable[..., Any], args: tuple[Any, ...], nodes: int, proc
     config = LaunchConfig(min_nodes=nodes, max_nodes=nodes, nproc_per_node=procs, rdzv_backend="c10d",
                           rdzv_endpoint=endpoint, run_id=run_id, max_restarts=0, start_method="spawn",
                           monitor_interval=0.5)
-    results = elastic_launch(config, _worker)(fn, args, backend, log_path, result_path)
+    with _main_script_hidden():
+        results = elastic_launch(config, _worker)(fn, args, backend, log_path, result_path)
     return results.get(0) if results else None
 
 

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from reprolab.core import distributed as dd
+
 
 @dataclass
 class Preprocess:
@@ -161,18 +163,34 @@ class ArrayBatches:
 
     def epoch(self, seed: int, epoch: int, device: str = "cpu") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Batches of one epoch, ``x`` time-major ``[T, N, ...]`` on ``device``."""
+        for _, x, y in self.indexed_epoch(seed, epoch, device):
+            yield x, y
+
+    def indexed_epoch(self, seed: int, epoch: int,
+                      device: str = "cpu") -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
+        """``(sample indices, x, y)`` batches of one epoch.
+
+        In a data-parallel process group each process gets its share of the epoch's order
+        (``DistributedSampler``: every ``W``-th sample of the same permutation) in batches of
+        ``batch_size / W``, so the processes' ``k``-th batches together are the one-process
+        ``k``-th batch.
+        """
         gen = torch.Generator().manual_seed(int(seed) * 100_003 + int(epoch))
         n = len(self.labels)
         order = torch.randperm(n, generator=gen).numpy() if self.shuffle else np.arange(n)
-        for lo in range(0, n, self.batch_size):
-            idx = np.sort(order[lo:lo + self.batch_size]) if not self.shuffle else order[lo:lo + self.batch_size]
+        size = self.batch_size
+        if dd.world_size() > 1:  # the same permutation (DistributedSampler seeds with seed + epoch), this rank's share
+            order = dd.shard(n, int(seed) * 100_003, int(epoch), self.shuffle)
+            size = max(1, self.batch_size // dd.world_size())
+        for lo in range(0, len(order), size):
+            idx = np.sort(order[lo:lo + size]) if not self.shuffle else order[lo:lo + size]
             x = torch.from_numpy(np.ascontiguousarray(self.data[idx])).to(device)
             x = self.preprocess(x)
             if self.augment is not None:
                 x = self.augment(x, gen)
             if self.finalize is not None:
                 x = self.finalize(x)
-            yield to_time_major(x), torch.from_numpy(self.labels[idx]).to(device)
+            yield idx, to_time_major(x), torch.from_numpy(self.labels[idx]).to(device)
 
 
 def to_time_major(x: torch.Tensor) -> torch.Tensor:

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reprolab.core.distributed import unwrap
 from reprolab.core.errors import ConfigError
 from reprolab.core.io import read_jsonl
 from reprolab.snn.data import ArrayBatches, Augment, Preprocess
@@ -305,7 +306,7 @@ def sdt_step(T: int) -> StepFn:
 
     def step(model: StagedSNN, x: torch.Tensor, y: torch.Tensor,
              backward: Callable[[torch.Tensor], None]) -> tuple[float, torch.Tensor]:
-        model.set_config(uniform(model, T))
+        unwrap(model).set_config(uniform(unwrap(model), T))
         out = model(x)
         loss = sdt_loss(out, y)
         backward(loss)
@@ -336,13 +337,14 @@ def mtt_step(sampler: ConfigSampler, sample_num: int, eval_T: int, first_batch: 
         batch = counter["batch"]
         counter["batch"] += 1
         losses, out = [], None
+        net = unwrap(model)  # the network itself under DistributedDataParallel
         for k in range(sample_num):
-            model.set_config(sampler.draw(batch, k))
+            net.set_config(sampler.draw(batch, k))
             out = model(x)
             loss = sdt_loss(out, y)
             backward(loss)
             losses.append(float(loss.detach()))
-        model.set_config(uniform(model, eval_T))
+        net.set_config(uniform(net, eval_T))
         return float(np.mean(losses)), out.detach()
 
     return step

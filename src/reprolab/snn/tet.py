@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from reprolab.core.distributed import Topology, is_main, launch, local_device, world_size
 from reprolab.core.errors import ConfigError
 from reprolab.data.pipeline import STATIC_DATASETS
 from reprolab.data.static import CACHE_NORMALIZATION
@@ -94,7 +95,8 @@ def arm_step(arm: str, loss_cfg: dict[str, float]) -> StepFn:
 
 def train_arm(exp: dict[str, Any], arm: str, seed: int, train_path: str | Path, test_path: str | Path,
               checkpoint_dir: str | Path, device: str, init_state: dict[str, torch.Tensor] | None = None,
-              keep_predictions: bool = False) -> tuple[SpikingNet, list[dict[str, Any]], np.ndarray]:
+              keep_predictions: bool = False,
+              sync_batchnorm: bool = False) -> tuple[SpikingNet, list[dict[str, Any]], np.ndarray]:
     """Train one arm with one seed; resumable through ``checkpoint_dir``.
 
     Parameters
@@ -110,6 +112,8 @@ def train_arm(exp: dict[str, Any], arm: str, seed: int, train_path: str | Path, 
     keep_predictions
         Store every epoch's per-sample test predictions in its history record (time
         inheritance compares runs at an equal epoch or wall-time budget, paired on samples).
+    sync_batchnorm
+        Under data-parallel training on GPUs, BatchNorm statistics over the global batch.
 
     Returns
     -------
@@ -130,7 +134,7 @@ def train_arm(exp: dict[str, Any], arm: str, seed: int, train_path: str | Path, 
                                  dataset=exp["dataset"], inherited=init_state is not None,
                                  normalize=exp.get("normalize"), keep_predictions=keep_predictions)
     history = fit(model, train, test, arm_step(arm, exp["loss"]), spec, checkpoint_dir, device,
-                  keep_predictions=keep_predictions)
+                  keep_predictions=keep_predictions, sync_batchnorm=sync_batchnorm)
     return model, history, test.labels
 
 
@@ -167,25 +171,45 @@ def load_model(path: str | Path, exp: dict[str, Any], test_path: str | Path) -> 
 
 def run_training(exp: dict[str, Any], arm: str, seed: int, train_path: str, test_path: str, checkpoint_dir: str,
                  device_pref: str, threads: int, out_model: str, out_history: str, init_model: str | None = None,
-                 keep_predictions: bool = False) -> None:
+                 keep_predictions: bool = False, resources: dict[str, Any] | None = None,
+                 log_path: str | None = None) -> None:
     """The ``tet_train`` and ``tet_tit`` rules: train one arm and seed, write the model and its history.
 
     ``init_model`` (time inheritance training) starts from the weights of another run of the
     same architecture, typically trained at a smaller T. With ``keep_predictions`` the
-    history holds every epoch's per-sample test predictions and the test ``targets``.
+    history holds every epoch's per-sample test predictions and the test ``targets``. With
+    ``resources`` asking for several processes (``gpus``, ``nodes``, ``processes_per_node``),
+    training is data-parallel (:mod:`reprolab.core.distributed`); each process logs to
+    ``log_path``.
     """
-    from reprolab.core.io import write_json
     from reprolab.core.runtime import choose_device, set_threads
 
     set_threads(threads)
     device = choose_device(device_pref)
+    topology = Topology.from_resources(resources or {})
+    launch(_train_and_save, (exp, arm, seed, train_path, test_path, checkpoint_dir, device,
+                             max(1, threads // topology.procs_per_node), out_model, out_history, init_model,
+                             keep_predictions, topology.sync_batchnorm), topology, device, log_path)
+
+
+def _train_and_save(exp: dict[str, Any], arm: str, seed: int, train_path: str, test_path: str, checkpoint_dir: str,
+                    device: str, threads: int, out_model: str, out_history: str, init_model: str | None,
+                    keep_predictions: bool, sync_batchnorm: bool) -> None:
+    """Body of :func:`run_training` in every process; rank 0 writes the outputs."""
+    from reprolab.core.io import write_json
+    from reprolab.core.runtime import set_threads
+
+    set_threads(threads)
+    device = local_device(device)
     init_state = torch.load(init_model, map_location="cpu", weights_only=False)["state_dict"] if init_model else None
     model, history, targets = train_arm(exp, arm, seed, train_path, test_path, checkpoint_dir, device,
-                                        init_state=init_state, keep_predictions=keep_predictions)
-    save_model(out_model, model.cpu(), exp, {"arm": arm, "seed": seed})
-    write_json(out_history, {"arm": arm, "seed": seed, "T": exp["T"], "dataset": exp["dataset"],
-                             "device": device, "inherited_from": init_model, "epochs": history,
-                             **({"targets": targets.tolist()} if keep_predictions else {})})
+                                        init_state=init_state, keep_predictions=keep_predictions,
+                                        sync_batchnorm=sync_batchnorm)
+    if is_main():
+        save_model(out_model, model.cpu(), exp, {"arm": arm, "seed": seed})
+        write_json(out_history, {"arm": arm, "seed": seed, "T": exp["T"], "dataset": exp["dataset"],
+                                 "device": device, "processes": world_size(), "inherited_from": init_model,
+                                 "epochs": history, **({"targets": targets.tolist()} if keep_predictions else {})})
 
 
 def run_evaluation(exp: dict[str, Any], model_path: str, test_paths: dict[str, str], device_pref: str,

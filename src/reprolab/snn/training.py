@@ -1,10 +1,11 @@
-"""The training loop shared by every SNN paper: seeded, resumable, mixed precision on GPU.
+"""The training loop shared by every SNN paper: seeded, resumable, mixed precision on GPU, data-parallel.
 
 A checkpoint is written atomically after every epoch to a folder outside the rule's
-declared outputs (Snakemake deletes outputs before rerunning a job). A killed run rerun
-with the same arguments resumes from it and ends with the same numbers as an
-uninterrupted run, because each epoch's batch order and augmentation depend only on
-``(seed, epoch)``.
+declared outputs (Snakemake deletes outputs before rerunning a job;
+:func:`reprolab.core.loop.run_epochs`). A killed run rerun with the same arguments resumes
+from it and ends with the same numbers as an uninterrupted run, because each epoch's batch
+order and augmentation depend only on ``(seed, epoch)``. Under
+:func:`reprolab.core.distributed.launch` the same loop trains one model in several processes.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from reprolab.core.io import append_jsonl, atomic_path
+from reprolab.core import distributed as dd
+from reprolab.core.loop import run_epochs
 from reprolab.report.stats import per_sample
 from reprolab.snn.data import ArrayBatches
 
@@ -103,33 +106,39 @@ def evaluate(model: nn.Module, batches: ArrayBatches, device: str, per_step: boo
         order (so reports can pair arms, :func:`reprolab.report.stats.per_sample`) and, with
         ``per_step``, ``per_step_accuracy`` (one value per t).
     """
+    model = dd.unwrap(model)
     model.eval()
-    preds, targets, step_correct = [], [], None
-    for x, y in batches.epoch(seed=0, epoch=0, device=device):
+    indices, preds, targets, step_hits = [], [], [], []
+    for idx, x, y in batches.indexed_epoch(seed=0, epoch=0, device=device):
         out = model(x).float()
-        preds.append(_class_scores(out).argmax(-1).cpu())
-        targets.append(y.cpu())
+        indices.append(idx)
+        preds.append(_class_scores(out).argmax(-1).cpu().numpy())
+        targets.append(y.cpu().numpy())
         if per_step and out.dim() == 3:
-            hits = (out.argmax(-1) == y.unsqueeze(0)).sum(1)
-            step_correct = hits if step_correct is None else step_correct + hits
-    pred, target = (torch.cat(preds), torch.cat(targets)) if preds else (torch.zeros(0), torch.zeros(0))
+            step_hits.append((out.argmax(-1) == y.unsqueeze(0)).T.cpu().numpy())  # [N, T]
+    if not indices:
+        return {"accuracy": 0.0, "n": 0, **per_sample([], [])}
+    arrays = [np.concatenate(preds), np.concatenate(targets)] + ([np.concatenate(step_hits)] if step_hits else [])
+    pred, target, *hits = dd.gather_by_index(np.concatenate(indices), arrays)
     total = len(target)
-    result: dict[str, Any] = {"accuracy": float((pred == target).sum()) / max(total, 1), "n": total,
-                              **per_sample(pred.numpy(), target.numpy())}
-    if per_step and step_correct is not None:
-        result["per_step_accuracy"] = (step_correct.float() / total).tolist()
+    result: dict[str, Any] = {"accuracy": float((pred == target).sum()) / total, "n": total,
+                              **per_sample(pred, target)}
+    if per_step and hits:
+        result["per_step_accuracy"] = hits[0].mean(0).tolist()
     return result
 
 
-def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
 def fit(model: nn.Module, train: ArrayBatches, test: ArrayBatches | None, step: StepFn, spec: TrainSpec,
-        checkpoint_dir: str | Path, device: str, progress: bool = True,
-        keep_predictions: bool = False) -> list[dict[str, Any]]:
+        checkpoint_dir: str | Path, device: str, progress: bool = True, keep_predictions: bool = False,
+        sync_batchnorm: bool = False) -> list[dict[str, Any]]:
     """Train ``model`` for ``spec.epochs`` epochs, resuming from ``checkpoint_dir`` if possible.
+
+    The epochs run in :func:`reprolab.core.loop.run_epochs` (checkpoint after every epoch, resume
+    to identical numbers). Inside a data-parallel process group
+    (:func:`reprolab.core.distributed.launch`) the model is wrapped in
+    ``DistributedDataParallel``, each process takes its share of every global batch of
+    ``spec.batch_size`` samples, and losses, accuracies and test predictions are combined over
+    the processes; only rank 0 writes.
 
     Parameters
     ----------
@@ -138,7 +147,9 @@ def fit(model: nn.Module, train: ArrayBatches, test: ArrayBatches | None, step: 
     train, test
         Batch sources; ``test`` is evaluated after every epoch (``None`` to skip).
     step
-        Training step (see :data:`StepFn`); :func:`loss_step` wraps a plain loss.
+        Training step (see :data:`StepFn`); :func:`loss_step` wraps a plain loss. It receives
+        the (possibly DDP-wrapped) model: reach the network's own methods through
+        :func:`reprolab.core.distributed.unwrap`.
     spec
         Optimiser, schedule, seed.
     checkpoint_dir
@@ -150,73 +161,53 @@ def fit(model: nn.Module, train: ArrayBatches, test: ArrayBatches | None, step: 
     keep_predictions
         Also store each epoch's per-sample test predictions (``test_predictions``, in the test
         set's order), so that runs can be compared paired on samples at any epoch.
+    sync_batchnorm
+        With several CUDA processes, BatchNorm statistics over the global batch.
 
     Returns
     -------
     list of dict
-        One record per epoch: loss, train and test accuracy, learning rate, time, throughput.
+        One record per epoch: loss, train and test accuracy, learning rate, training time
+        (``seconds``, evaluation excluded), throughput.
     """
-    ckpt_dir = Path(checkpoint_dir)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path, history_path = ckpt_dir / "last.pt", ckpt_dir / "history.jsonl"
     model.to(device)
-    optimizer = make_optimizer(model.parameters(), spec)
+    net = dd.wrap(model, device, sync_batchnorm)
+    optimizer = make_optimizer(net.parameters(), spec)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=spec.epochs, eta_min=0.0)
     use_amp = spec.amp and device.startswith("cuda")
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    history: list[dict[str, Any]] = []
-    start_epoch = 0
-    if ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if state.get("key") == spec.key():
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            scaler.load_state_dict(state["scaler"])
-            history, start_epoch = state["history"], state["epoch"] + 1
-            log.info("resuming from %s after epoch %d", ckpt_path, state["epoch"])
-        else:
-            log.warning("ignoring %s: it belongs to another configuration", ckpt_path)
-    # Rewrite the metrics log from the checkpoint, dropping lines of an epoch that did not finish.
-    with atomic_path(history_path) as tmp:
-        tmp.write_text("".join(json.dumps(h) + "\n" for h in history))
 
     def backward(loss: torch.Tensor) -> None:
         scaler.scale(loss).backward()
 
-    for epoch in range(start_epoch, spec.epochs):
-        model.train()
+    def epoch_fn(epoch: int) -> dict[str, Any]:
+        net.train()
         t0 = time.perf_counter()
-        loss_sum, correct, seen = 0.0, 0, 0
+        sums = {"loss": 0.0, "correct": 0.0, "seen": 0.0}
         bar = tqdm(train.epoch(spec.seed, epoch, device), total=len(train), desc=f"epoch {epoch + 1}/{spec.epochs}",
-                   disable=not progress, file=sys.stderr, mininterval=5.0)
+                   disable=not (progress and dd.is_main()), file=sys.stderr, mininterval=5.0)
         for x, y in bar:
             optimizer.zero_grad(set_to_none=True)
             with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
-                loss_value, outputs = step(model, x, y, backward)
+                loss_value, outputs = step(net, x, y, backward)
             scaler.step(optimizer)
             scaler.update()
-            logits = _class_scores(outputs)
-            loss_sum += loss_value * len(y)
-            correct += int((logits.argmax(-1) == y).sum())
-            seen += len(y)
+            sums["loss"] += loss_value * len(y)
+            sums["correct"] += int((_class_scores(outputs).argmax(-1) == y).sum())
+            sums["seen"] += len(y)
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         seconds = time.perf_counter() - t0
-        record: dict[str, Any] = {
-            "epoch": epoch + 1, "train_loss": loss_sum / seen, "train_accuracy": correct / seen, "lr": lr,
-            "seconds": seconds, "samples_per_second": seen / seconds,
-        }
+        sums = dd.reduce_sums(sums)
+        record: dict[str, Any] = {"train_loss": sums["loss"] / sums["seen"],
+                                  "train_accuracy": sums["correct"] / sums["seen"], "lr": lr, "seconds": seconds,
+                                  "samples_per_second": sums["seen"] / seconds}
         if test is not None:
             tested = evaluate(model, test, device)
             record["test_accuracy"] = tested["accuracy"]
             if keep_predictions:
                 record["test_predictions"] = tested["predictions"]
-        history.append(record)
-        append_jsonl(history_path, record)
-        log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in record.items() if isinstance(v, float)})
-        _save_checkpoint(ckpt_path, {
-            "key": spec.key(), "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "history": history,
-        })
-    return history
+        return record
+
+    return run_epochs(epoch_fn, {"model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler},
+                      spec.epochs, spec.seed, spec.key(), checkpoint_dir, progress=False)

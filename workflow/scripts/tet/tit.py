@@ -7,4 +7,5 @@ with script_logging(snakemake.log[0]):
         snakemake.params.checkpoint_dir, snakemake.params.device, snakemake.threads, snakemake.output.model,
         snakemake.output.history, init_model=(snakemake.input.init or [None])[0],
         keep_predictions=snakemake.params.keep_predictions,
+        resources=snakemake.params.parallel, log_path=snakemake.log[0],
     )
