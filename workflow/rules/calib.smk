@@ -30,6 +30,7 @@ rule calib_train:
         exp=lambda wc: CALIB_EXPS[wc.calib_exp],
         device=config["device"],
         checkpoint_dir="checkpoints/calib/{calib_exp}",
+        parallel=pcfg("calib")["resources"],
     resources:
         **train_resources("calib"),
     log:

@@ -55,6 +55,7 @@ rule mtt_train:
         exp=lambda wc: MTT_EXPS[wc.mtt_exp],
         device=config["device"],
         checkpoint_dir="checkpoints/mtt/{mtt_exp}/{mtt_arm}_s{seed}/base",
+        parallel=pcfg("mtt")["resources"],
     resources:
         **train_resources("mtt"),
     log:
@@ -81,6 +82,7 @@ rule mtt_deploy:
         exp=lambda wc: MTT_EXPS[wc.mtt_exp],
         device=config["device"],
         checkpoint_dir="checkpoints/mtt/{mtt_exp}/{mtt_arm}_s{seed}/finetune",
+        parallel=pcfg("mtt")["resources"],
     resources:
         **train_resources("mtt"),
     log:

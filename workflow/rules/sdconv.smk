@@ -47,6 +47,7 @@ rule sdconv_train:
         settings=SDC,
         device=config["device"],
         checkpoint_dir="checkpoints/sdconv/{sdc_exp}/{sdc_run}_s{seed}",
+        parallel=pcfg("sdconv")["resources"],
     resources:
         **train_resources("sdconv"),
     log:

@@ -317,6 +317,44 @@ def launch(fn: Callable[..., Any], args: tuple[Any, ...], topology: Topology, de
     return _launch_with_srun(fn, args, topology, backend, log_path)
 
 
+def launch_training(fn: Callable[..., Any], args: tuple[Any, ...], resources: Mapping[str, Any] | None,
+                    device_pref: str, threads: int, log_path: str | None = None) -> Any:
+    """The entry of a training rule: choose the device once, then run ``fn`` in the configured processes.
+
+    ``fn(*args, device=..., sync_batchnorm=...)`` runs in every process with its own device
+    (``cuda:<local rank>`` on GPUs) and its share of the job's ``threads``; it writes outputs
+    only where :func:`is_main`. With one process it simply runs here.
+
+    Parameters
+    ----------
+    fn, args
+        Module-level training function and its positional arguments.
+    resources
+        The paper's ``resources`` config section (``gpus``, ``nodes``, ``processes_per_node``,
+        ``sync_batchnorm``); ``None`` for one process.
+    device_pref
+        Config key ``device`` (auto, cpu, cuda).
+    threads
+        Threads Snakemake granted the job.
+    log_path
+        The job's log file (every process appends to it).
+    """
+    from reprolab.core.runtime import choose_device, set_threads
+
+    set_threads(threads)
+    device = choose_device(device_pref)
+    topology = Topology.from_resources(resources or {})
+    per_process = max(1, threads // topology.procs_per_node)
+    return launch(_in_process, (fn, args, device, per_process, topology.sync_batchnorm), topology, device, log_path)
+
+
+def _in_process(fn: Callable[..., Any], args: tuple[Any, ...], device: str, threads: int, sync_batchnorm: bool) -> Any:
+    from reprolab.core.runtime import set_threads
+
+    set_threads(threads)
+    return fn(*args, device=local_device(device), sync_batchnorm=sync_batchnorm)
+
+
 def _launch_with_srun(fn: Callable[..., Any], args: tuple[Any, ...], topology: Topology, backend: str,
                       log_path: str | None) -> Any:
     """One launcher per node through ``srun``; they meet at the step's first node."""

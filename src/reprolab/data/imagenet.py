@@ -19,6 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from reprolab.core import distributed as dd
 from reprolab.core.errors import DataError
 from reprolab.core.io import read_json, write_json
 
@@ -46,16 +49,35 @@ class FolderBatches:
     def num_samples(self) -> int:
         return len(self.dataset)
 
-    def epoch(self, seed: int, epoch: int, device: str = "cpu") -> Iterator[tuple[Any, Any]]:
+    def epoch(self, seed: int, epoch: int, device: str = "cpu", shard: bool = False) -> Iterator[tuple[Any, Any]]:
         """Batches of one epoch, ``x`` as ``[1, N, C, H, W]`` on ``device``."""
-        import torch
+        for _, x, y in self.indexed_epoch(seed, epoch, device, shard):
+            yield x, y
 
-        gen = torch.Generator().manual_seed(int(seed) * 100_003 + int(epoch))
-        loader = torch.utils.data.DataLoader(self.dataset, batch_size=self.batch_size, shuffle=self.shuffle,
-                                             generator=gen, num_workers=self.workers,
-                                             pin_memory=device.startswith("cuda"))
-        for x, y in loader:
-            yield x.to(device, non_blocking=True).unsqueeze(0), y.to(device, non_blocking=True)
+    def indexed_epoch(self, seed: int, epoch: int, device: str = "cpu",
+                      shard: bool = False) -> Iterator[tuple[np.ndarray, Any, Any]]:
+        """``(sample indices, x, y)`` batches; with ``shard`` under data parallelism, this process's share.
+
+        The order is ``DistributedSampler``'s (the permutation of ``seed * 100003 + epoch``,
+        every ``W``-th sample for ``W`` processes, batches of ``batch_size / W``), as for
+        :class:`reprolab.snn.data.ArrayBatches`.
+        """
+        import torch
+        from torch.utils.data import DistributedSampler
+
+        world = dd.world_size() if shard else 1
+        sampler = DistributedSampler(self.dataset, num_replicas=world, rank=dd.rank() if shard else 0,
+                                     shuffle=self.shuffle,
+                                     seed=int(seed) * 100_003, drop_last=False)
+        sampler.set_epoch(int(epoch))
+        order = np.fromiter(iter(sampler), dtype=np.int64)
+        size = max(1, self.batch_size // world)
+        gen = torch.Generator().manual_seed(int(seed) * 100_003 + int(epoch))  # worker seeds
+        loader = torch.utils.data.DataLoader(self.dataset, batch_size=size, sampler=order.tolist(), generator=gen,
+                                             num_workers=self.workers, pin_memory=device.startswith("cuda"))
+        for k, (x, y) in enumerate(loader):
+            yield (order[k * size:(k + 1) * size], x.to(device, non_blocking=True).unsqueeze(0),
+                   y.to(device, non_blocking=True))
 
 
 def prepare_imagenet(train_tar: str | Path, val_tar: str | Path, devkit: str | Path, out: str | Path) -> None:

@@ -55,6 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reprolab.core.distributed import is_main, launch_training, world_size
 from reprolab.core.errors import ConfigError, DataError
 from reprolab.snn.ann import ConvBN, Unit, build_ann, load_torchvision_weights, units_of
 from reprolab.snn.calib_plan import (  # noqa: F401 (part of this module's interface)
@@ -849,7 +850,7 @@ def build_from_spec(spec: dict[str, Any]) -> nn.Module:
 
 def train_ann(exp: dict[str, Any], train: tuple[np.ndarray, np.ndarray] | Split,
               test: tuple[np.ndarray, np.ndarray] | Split, checkpoint_dir: str | Path, device: str,
-              progress: bool = True, weights: str | Path | None = None
+              progress: bool = True, weights: str | Path | None = None, sync_batchnorm: bool = False
               ) -> tuple[nn.Module, dict[str, Any], list[dict[str, Any]]]:
     """Train the experiment's Conv-BN-ReLU ANN (card Sec. 3), resumable through ``checkpoint_dir``.
 
@@ -862,6 +863,8 @@ def train_ann(exp: dict[str, Any], train: tuple[np.ndarray, np.ndarray] | Split,
     weights
         torchvision's ImageNet weights file, required when ``model.pretrained`` is ``torchvision``
         (:func:`reprolab.snn.ann.load_torchvision_weights`); training then fine-tunes them.
+    sync_batchnorm
+        Under data-parallel training on GPUs, BatchNorm statistics over the global batch.
 
     Returns
     -------
@@ -888,7 +891,7 @@ def train_ann(exp: dict[str, Any], train: tuple[np.ndarray, np.ndarray] | Split,
                                   augment=exp.get("augment", {}), limit=exp.get("limit", {}))
     history = fit(TimeMajorANN(net), train_batches, test_batches,
                   loss_step(lambda out, y: F.cross_entropy(out.mean(0), y)), tspec, checkpoint_dir, device,
-                  progress=progress)
+                  progress=progress, sync_batchnorm=sync_batchnorm)
     return net.cpu().eval(), spec, history
 
 
@@ -915,15 +918,27 @@ def open_split(exp: dict[str, Any], path: str | Path, split: str) -> Split:
 
 
 def run_training(exp: dict[str, Any], train_path: str, test_path: str, checkpoint_dir: str, device_pref: str,
-                 threads: int, out_model: str, out_history: str, weights: str | None = None) -> None:
-    """The ``calib_train`` rule: train (or fine-tune) the ANN, check BN folding, write weights and history."""
-    from reprolab.core.io import atomic_path, write_json
-    from reprolab.core.runtime import choose_device, set_threads
+                 threads: int, out_model: str, out_history: str, weights: str | None = None,
+                 resources: dict[str, Any] | None = None, log_path: str | None = None) -> None:
+    """The ``calib_train`` rule: train (or fine-tune) the ANN, check BN folding, write weights and history.
 
-    set_threads(threads)
-    device = choose_device(device_pref)
+    With ``resources`` asking for several processes the ANN trains data-parallel
+    (:func:`reprolab.core.distributed.launch_training`).
+    """
+    launch_training(_train_and_save, (exp, train_path, test_path, checkpoint_dir, out_model, out_history, weights),
+                    resources, device_pref, threads, log_path)
+
+
+def _train_and_save(exp: dict[str, Any], train_path: str, test_path: str, checkpoint_dir: str, out_model: str,
+                    out_history: str, weights: str | None, *, device: str, sync_batchnorm: bool) -> None:
+    """Body of :func:`run_training` in every process; rank 0 evaluates and writes."""
+    from reprolab.core.io import atomic_path, write_json
+
     train, test = open_split(exp, train_path, "train"), open_split(exp, test_path, "test")
-    net, spec, history = train_ann(exp, train, test, checkpoint_dir, device, weights=weights)
+    net, spec, history = train_ann(exp, train, test, checkpoint_dir, device, weights=weights,
+                                   sync_batchnorm=sync_batchnorm)
+    if not is_main():
+        return
     acc = float(correct_on(net.to(device), test, 256, device).float().mean())
     acc_folded = float(correct_on(fold_batch_norm(net), test, 256, device).float().mean())
     net = net.cpu()
@@ -931,9 +946,9 @@ def run_training(exp: dict[str, Any], train_path: str, test_path: str, checkpoin
     with atomic_path(out_model) as tmp:
         torch.save({"state_dict": net.state_dict(), "spec": spec, "experiment": exp}, tmp)
     write_json(out_history, {"dataset": exp["dataset"], "device": device, "train_seed": exp["train_seed"],
-                             "test_accuracy": acc, "folded_test_accuracy": acc_folded, "n_test": len(test),
-                             "n_train": len(train), "pretrained": exp["model"].get("pretrained", "none"),
-                             "epochs": history})
+                             "processes": world_size(), "test_accuracy": acc, "folded_test_accuracy": acc_folded,
+                             "n_test": len(test), "n_train": len(train),
+                             "pretrained": exp["model"].get("pretrained", "none"), "epochs": history})
 
 
 def load_ann(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:

@@ -161,25 +161,26 @@ class ArrayBatches:
     def num_samples(self) -> int:
         return len(self.labels)
 
-    def epoch(self, seed: int, epoch: int, device: str = "cpu") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Batches of one epoch, ``x`` time-major ``[T, N, ...]`` on ``device``."""
-        for _, x, y in self.indexed_epoch(seed, epoch, device):
+    def epoch(self, seed: int, epoch: int, device: str = "cpu",
+              shard: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Batches of one epoch, ``x`` time-major ``[T, N, ...]`` on ``device`` (``shard``: see :meth:`indexed_epoch`)."""
+        for _, x, y in self.indexed_epoch(seed, epoch, device, shard):
             yield x, y
 
-    def indexed_epoch(self, seed: int, epoch: int,
-                      device: str = "cpu") -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
+    def indexed_epoch(self, seed: int, epoch: int, device: str = "cpu",
+                      shard: bool = False) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
         """``(sample indices, x, y)`` batches of one epoch.
 
-        In a data-parallel process group each process gets its share of the epoch's order
-        (``DistributedSampler``: every ``W``-th sample of the same permutation) in batches of
-        ``batch_size / W``, so the processes' ``k``-th batches together are the one-process
-        ``k``-th batch.
+        With ``shard`` in a data-parallel process group, each process gets its share of the
+        epoch's order (``DistributedSampler``: every ``W``-th sample of the same permutation) in
+        batches of ``batch_size / W``, so the processes' ``k``-th batches together are the
+        one-process ``k``-th batch. Without it (calibration, probes) every process sees all.
         """
         gen = torch.Generator().manual_seed(int(seed) * 100_003 + int(epoch))
         n = len(self.labels)
         order = torch.randperm(n, generator=gen).numpy() if self.shuffle else np.arange(n)
         size = self.batch_size
-        if dd.world_size() > 1:  # the same permutation (DistributedSampler seeds with seed + epoch), this rank's share
+        if shard and dd.world_size() > 1:  # the same permutation (DistributedSampler seeds with seed + epoch), this rank's share
             order = dd.shard(n, int(seed) * 100_003, int(epoch), self.shuffle)
             size = max(1, self.batch_size // dd.world_size())
         for lo in range(0, len(order), size):

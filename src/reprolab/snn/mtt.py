@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reprolab.core.distributed import unwrap
+from reprolab.core.distributed import is_main, launch_training, unwrap
 from reprolab.core.errors import ConfigError
 from reprolab.core.io import read_jsonl
 from reprolab.snn.data import ArrayBatches, Augment, Preprocess
@@ -487,7 +487,7 @@ def deploy_experiment(exp: dict[str, Any]) -> dict[str, Any]:
 
 def train_phase(model: StagedSNN, exp: dict[str, Any], arm: str, seed: int, phase: str, optim: dict[str, Any],
                 train_path: str | Path, test_path: str | Path, checkpoint_dir: str | Path, device: str,
-                init: str = "") -> list[dict[str, Any]]:
+                init: str = "", sync_batchnorm: bool = False) -> list[dict[str, Any]]:
     """Train ``model`` (base training or bias-removal fine-tune) with the arm's method; resumable.
 
     ``init`` identifies the starting weights (e.g. the checksum of the base model) so that a
@@ -502,7 +502,7 @@ def train_phase(model: StagedSNN, exp: dict[str, Any], arm: str, seed: int, phas
                                  min_T=exp["min_T"], max_T=exp["max_T"], mtt=exp.get("mtt"), dataset=exp["dataset"],
                                  frames=exp.get("frames"), augment=exp.get("augment"), limit=limit, init=init)
     step = arm_step(arm, exp, model, seed, phase, checkpoint_dir, len(train))
-    history = fit(model, train, test, step, spec, checkpoint_dir, device)
+    history = fit(model, train, test, step, spec, checkpoint_dir, device, sync_batchnorm=sync_batchnorm)
     model.set_config(uniform(model, exp["max_T"]))
     return history
 
@@ -535,17 +535,27 @@ def _setup(threads: int, device_pref: str) -> str:
 
 
 def run_train_base(exp: dict[str, Any], arm: str, seed: int, train_path: str, test_path: str, checkpoint_dir: str,
-                   device_pref: str, threads: int, out_model: str, out_history: str) -> None:
-    """The ``mtt_train`` rule: base training of one arm and seed (SDT at ``max_T`` or MTT)."""
+                   device_pref: str, threads: int, out_model: str, out_history: str,
+                   resources: dict[str, Any] | None = None, log_path: str | None = None) -> None:
+    """The ``mtt_train`` rule: base training of one arm and seed (SDT at ``max_T`` or MTT), data-parallel
+    when ``resources`` ask for several processes (:func:`reprolab.core.distributed.launch_training`)."""
+    launch_training(_train_base, (exp, arm, seed, train_path, test_path, checkpoint_dir, out_model, out_history),
+                    resources, device_pref, threads, log_path)
+
+
+def _train_base(exp: dict[str, Any], arm: str, seed: int, train_path: str, test_path: str, checkpoint_dir: str,
+                out_model: str, out_history: str, *, device: str, sync_batchnorm: bool) -> None:
     from reprolab.core.io import write_json
     from reprolab.core.runtime import seed_everything
 
-    device = _setup(threads, device_pref)
     limit = exp.get("limit", {})
     shape = load_split(test_path, 1)[0].shape[1:]
     seed_everything(seed)
     model = build_for(exp, shape)
-    history = train_phase(model, exp, arm, seed, "base", exp["optim"], train_path, test_path, checkpoint_dir, device)
+    history = train_phase(model, exp, arm, seed, "base", exp["optim"], train_path, test_path, checkpoint_dir, device,
+                          sync_batchnorm=sync_batchnorm)
+    if not is_main():
+        return
     save_model(out_model, model.cpu(), exp, {"arm": arm, "seed": seed, "phase": "base", "input_shape": list(shape)})
     write_json(out_history, {"arm": arm, "seed": seed, "phase": "base", "max_T": exp["max_T"], "device": device,
                              "limit": limit, "epochs": history})
@@ -553,7 +563,8 @@ def run_train_base(exp: dict[str, Any], arm: str, seed: int, train_path: str, te
 
 def run_finetune(exp: dict[str, Any], arm: str, seed: int, base_path: str, train_path: str, test_path: str,
                  checkpoint_dir: str, device_pref: str, threads: int, out_deployed: str, out_history: str,
-                 train_deploy_path: str | None = None, test_deploy_path: str | None = None) -> None:
+                 train_deploy_path: str | None = None, test_deploy_path: str | None = None,
+                 resources: dict[str, Any] | None = None, log_path: str | None = None) -> None:
     """The ``mtt_deploy`` rule: bias removal, BN folding, fine-tune with the arm's method, export.
 
     The fine-tune uses the same method as the arm (official ``train_student.py --phase
@@ -561,14 +572,22 @@ def run_finetune(exp: dict[str, Any], arm: str, seed: int, base_path: str, train
     network, or SDT's for every arm when ``deploy.base`` is ``sdt`` (the official readme trains
     one SDT base network and fine-tunes it with MTT or SDT). The result is a bias-free IAF network. BN is
     recalibrated (MTT) on ``train_path`` frames at ``max_T``; the fine-tune itself runs on
-    ``*_deploy_path`` frames at ``deploy.T`` (default ``max_T``: the same frames).
+    ``*_deploy_path`` frames at ``deploy.T`` (default ``max_T``: the same frames). With
+    ``resources`` asking for several processes the fine-tune is data-parallel.
     """
+    launch_training(_finetune, (exp, arm, seed, base_path, train_path, test_path, checkpoint_dir, out_deployed,
+                                out_history, train_deploy_path, test_deploy_path), resources, device_pref, threads,
+                    log_path)
+
+
+def _finetune(exp: dict[str, Any], arm: str, seed: int, base_path: str, train_path: str, test_path: str,
+              checkpoint_dir: str, out_deployed: str, out_history: str, train_deploy_path: str | None,
+              test_deploy_path: str | None, *, device: str, sync_batchnorm: bool) -> None:
     from reprolab.core.io import write_json
     from reprolab.core.runtime import seed_everything
     from reprolab.report.provenance import md5_of
     from reprolab.snn.deploy import export_staged, prepare_finetune
 
-    device = _setup(threads, device_pref)
     model, state = load_model(base_path)
     limit = exp.get("limit", {})
     test = make_batches(exp, test_path, train=False, limit=limit.get("test"))
@@ -588,7 +607,9 @@ def run_finetune(exp: dict[str, Any], arm: str, seed: int, base_path: str, train
     dep_min, dep_T = deploy_T(exp)
     history = train_phase(model, deploy_experiment(exp), arm, seed, "finetune", exp["finetune"],
                           train_deploy_path or train_path, test_deploy_path or test_path, checkpoint_dir, device,
-                          init=md5_of(base_path))
+                          init=md5_of(base_path), sync_batchnorm=sync_batchnorm)
+    if not is_main():
+        return
     net = export_staged(model.cpu(), tuple(state["input_shape"][1:]),
                         {"arm": arm, "seed": seed, "dataset": exp["dataset"], "max_T": exp["max_T"], "deploy_T": dep_T,
                          "base_arm": base_arm})

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from reprolab.core.distributed import Topology, is_main, launch, local_device, world_size
+from reprolab.core.distributed import is_main, launch_training, world_size
 from reprolab.core.errors import ConfigError
 from reprolab.data.pipeline import STATIC_DATASETS
 from reprolab.data.static import CACHE_NORMALIZATION
@@ -182,25 +182,16 @@ def run_training(exp: dict[str, Any], arm: str, seed: int, train_path: str, test
     training is data-parallel (:mod:`reprolab.core.distributed`); each process logs to
     ``log_path``.
     """
-    from reprolab.core.runtime import choose_device, set_threads
-
-    set_threads(threads)
-    device = choose_device(device_pref)
-    topology = Topology.from_resources(resources or {})
-    launch(_train_and_save, (exp, arm, seed, train_path, test_path, checkpoint_dir, device,
-                             max(1, threads // topology.procs_per_node), out_model, out_history, init_model,
-                             keep_predictions, topology.sync_batchnorm), topology, device, log_path)
+    launch_training(_train_and_save, (exp, arm, seed, train_path, test_path, checkpoint_dir, out_model, out_history,
+                                      init_model, keep_predictions), resources, device_pref, threads, log_path)
 
 
 def _train_and_save(exp: dict[str, Any], arm: str, seed: int, train_path: str, test_path: str, checkpoint_dir: str,
-                    device: str, threads: int, out_model: str, out_history: str, init_model: str | None,
-                    keep_predictions: bool, sync_batchnorm: bool) -> None:
+                    out_model: str, out_history: str, init_model: str | None, keep_predictions: bool, *,
+                    device: str, sync_batchnorm: bool) -> None:
     """Body of :func:`run_training` in every process; rank 0 writes the outputs."""
     from reprolab.core.io import write_json
-    from reprolab.core.runtime import set_threads
 
-    set_threads(threads)
-    device = local_device(device)
     init_state = torch.load(init_model, map_location="cpu", weights_only=False)["state_dict"] if init_model else None
     model, history, targets = train_arm(exp, arm, seed, train_path, test_path, checkpoint_dir, device,
                                         init_state=init_state, keep_predictions=keep_predictions,

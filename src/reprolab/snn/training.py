@@ -109,7 +109,7 @@ def evaluate(model: nn.Module, batches: ArrayBatches, device: str, per_step: boo
     model = dd.unwrap(model)
     model.eval()
     indices, preds, targets, step_hits = [], [], [], []
-    for idx, x, y in batches.indexed_epoch(seed=0, epoch=0, device=device):
+    for idx, x, y in batches.indexed_epoch(seed=0, epoch=0, device=device, shard=True):
         out = model(x).float()
         indices.append(idx)
         preds.append(_class_scores(out).argmax(-1).cpu().numpy())
@@ -184,7 +184,7 @@ def fit(model: nn.Module, train: ArrayBatches, test: ArrayBatches | None, step: 
         net.train()
         t0 = time.perf_counter()
         sums = {"loss": 0.0, "correct": 0.0, "seen": 0.0}
-        bar = tqdm(train.epoch(spec.seed, epoch, device), total=len(train), desc=f"epoch {epoch + 1}/{spec.epochs}",
+        bar = tqdm(train.epoch(spec.seed, epoch, device, shard=True), total=len(train), desc=f"epoch {epoch + 1}/{spec.epochs}",
                    disable=not (progress and dd.is_main()), file=sys.stderr, mininterval=5.0)
         for x, y in bar:
             optimizer.zero_grad(set_to_none=True)

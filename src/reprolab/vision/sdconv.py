@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reprolab.core.distributed import is_main, launch_training, unwrap
 from reprolab.core.errors import ConfigError, DataError
 from reprolab.core.io import atomic_path, write_json
 from reprolab.core.runtime import choose_device, seed_everything, set_threads
@@ -723,13 +724,14 @@ def sdconv_step(alpha: float, weight_decay: float, steps_per_epoch: int, tempera
 
     def step(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
              backward: Callable[[torch.Tensor], None]) -> tuple[float, torch.Tensor]:
-        advance_clock(model, steps_per_epoch, temperature)
+        net = unwrap(model)  # the network itself under DistributedDataParallel
+        advance_clock(net, steps_per_epoch, temperature)
         out = model(x)
         loss = F.cross_entropy((out.mean(0) if out.dim() == 3 else out).float(), y)
         if alpha:
-            loss = loss + alpha * sparsity_penalty(model)
+            loss = loss + alpha * sparsity_penalty(net)
         if weight_decay:
-            l2 = sum(p.pow(2).sum() for n, p in model.named_parameters() if not n.endswith("threshold"))
+            l2 = sum(p.pow(2).sum() for n, p in net.named_parameters() if not n.endswith("threshold"))
             loss = loss + 0.5 * weight_decay * l2
         backward(loss)
         return float(loss.detach()), out.detach()
@@ -747,7 +749,7 @@ def fit_and_validation_batches(exp: dict, train_path: str | Path, split: dict[st
 
 def train_run(exp: dict, settings: dict, run: str, seed: int, train_path: str | Path, split: dict[str, np.ndarray],
               checkpoint_dir: str | Path, device: str, init_state: dict | None = None,
-              progress: bool = True) -> tuple[nn.Module, list[dict]]:
+              progress: bool = True, sync_batchnorm: bool = False) -> tuple[nn.Module, list[dict]]:
     """Train one run (arm and alpha) with one seed on the fitting part; resumable through ``checkpoint_dir``.
 
     The per-epoch evaluation of :func:`reprolab.snn.training.fit` runs on the validation
@@ -788,7 +790,8 @@ def train_run(exp: dict, settings: dict, run: str, seed: int, train_path: str | 
                                  mask=settings.get("mask"), init=init_state is not None,
                                  fit_samples=len(split["fit"]), fit_digest=int(split["fit"].sum()))
     step = sdconv_step(alpha or 0.0, weight_decay, len(train), settings["dynamic"]["temperature"])
-    history = fit(model, train, validation, step, spec, checkpoint_dir, device, progress=progress)
+    history = fit(model, train, validation, step, spec, checkpoint_dir, device, progress=progress,
+                  sync_batchnorm=sync_batchnorm)
     _record_epoch(model, len(history) - 1)
     return model, history
 
@@ -818,22 +821,33 @@ def epoch_log(model: nn.Module) -> dict[str, list]:
 
 def run_training(exp: dict, settings: dict, run: str, seed: int, train_path: str, split_path: str,
                  checkpoint_dir: str, device_pref: str, threads: int, out_model: str, out_history: str,
-                 init_model: str | None = None) -> None:
+                 init_model: str | None = None, resources: dict | None = None, log_path: str | None = None) -> None:
     """The ``sdconv_train`` rule: train one run and seed on the fitting part of the training file;
     write the model and its per-epoch history with the final validation result (per-sample
-    predictions, non-zero parameters), which ``sdconv_select`` chooses alpha from."""
+    predictions, non-zero parameters), which ``sdconv_select`` chooses alpha from. With
+    ``resources`` asking for several processes, training is data-parallel
+    (:func:`reprolab.core.distributed.launch_training`)."""
+    launch_training(_train_and_save, (exp, settings, run, seed, train_path, split_path, checkpoint_dir, out_model,
+                                      out_history, init_model), resources, device_pref, threads, log_path)
+
+
+def _train_and_save(exp: dict, settings: dict, run: str, seed: int, train_path: str, split_path: str,
+                    checkpoint_dir: str, out_model: str, out_history: str, init_model: str | None, *, device: str,
+                    sync_batchnorm: bool) -> None:
+    """Body of :func:`run_training` in every process; rank 0 writes."""
     from reprolab.vision.validation import read_split
 
-    set_threads(threads)
-    device = choose_device(device_pref)
     init_state = None
     if init_model:
         init_state = torch.load(init_model, map_location="cpu", weights_only=False)["state_dict"]
     split = read_split(split_path)
     t0 = time.perf_counter()
-    model, history = train_run(exp, settings, run, seed, train_path, split, checkpoint_dir, device, init_state)
+    model, history = train_run(exp, settings, run, seed, train_path, split, checkpoint_dir, device, init_state,
+                               sync_batchnorm=sync_batchnorm)
     _, validation_batches = fit_and_validation_batches(exp, train_path, split)
-    validation = evaluate(model.to(device), validation_batches, device)
+    validation = evaluate(model.to(device), validation_batches, device)  # every process: it gathers predictions
+    if not is_main():
+        return
     model.cpu()
     counts = parameter_counts(model)
     arm, alpha = parse_run(run)

@@ -7,4 +7,5 @@ with script_logging(snakemake.log[0]):
         snakemake.input.train, snakemake.input.test, snakemake.params.checkpoint_dir, snakemake.params.device,
         snakemake.threads, snakemake.output.deployed, snakemake.output.history, snakemake.input.train_deploy,
         snakemake.input.test_deploy,
+        resources=snakemake.params.parallel, log_path=snakemake.log[0],
     )

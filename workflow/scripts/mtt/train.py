@@ -6,4 +6,5 @@ with script_logging(snakemake.log[0]):
         snakemake.params.exp, snakemake.wildcards.mtt_arm, int(snakemake.wildcards.seed), snakemake.input.train,
         snakemake.input.test, snakemake.params.checkpoint_dir, snakemake.params.device, snakemake.threads,
         snakemake.output.model, snakemake.output.history,
+        resources=snakemake.params.parallel, log_path=snakemake.log[0],
     )
