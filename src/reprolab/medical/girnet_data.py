@@ -22,13 +22,11 @@ import numpy as np
 import torch
 
 from reprolab.core.io import atomic_path
-from reprolab.medical.anatomy import BACKGROUND, GREY_MATTER, WHITE_MATTER, Anatomy, mni152, tissue_labels
+from reprolab.medical.anatomy import BACKGROUND, Anatomy, mni152, tissue_labels
 from reprolab.medical.registration import LINEAR, NEAREST, compose, integrate_velocity, random_velocity, warp
 
 log = logging.getLogger("reprolab.girnet")
 
-#: Tissue classes whose Dice is reported (label value -> name).
-TISSUES: dict[int, str] = {GREY_MATTER: "grey matter", WHITE_MATTER: "white matter"}
 #: Arrays stored per subject in a split file, with their dtypes.
 SUBJECT_ARRAYS = {"x": np.float32, "x_normal": np.float32, "labels": np.uint8, "lesion": np.uint8,
                   "u_true": np.float32}
@@ -265,3 +263,64 @@ def build_demo_data(settings: Mapping[str, Any], seed: int, out: Mapping[str, st
         summary[split] = {"n": len(seeds), "lesion_voxels": float(np.mean([s["lesion"].sum() for s in subjects]))}
         log.info("%s: %d subjects, mean lesion %.0f voxels", split, len(seeds), summary[split]["lesion_voxels"])
     return summary
+
+
+class SubjectSet:
+    """The subjects of one split, one at a time as tensors with a batch axis of 1.
+
+    Reads a demo split (``.npz`` of :func:`write_split`, held in memory) or a paper-scale split
+    (``.json`` listing NIfTI files, read lazily; see :mod:`reprolab.medical.girnet_paper`).
+
+    Parameters
+    ----------
+    path
+        The split file.
+    device
+        Where the tensors go.
+    """
+
+    def __init__(self, path: str, device: torch.device | str = "cpu") -> None:
+        self.path, self.device = str(path), torch.device(device)
+        if self.path.endswith(".npz"):
+            self._arrays: dict[str, np.ndarray] | None = read_split(self.path)
+            self.ids = [str(s) for s in self._arrays["seeds"]]
+            self._records: list[dict[str, Any]] = []
+        else:
+            from reprolab.medical.girnet_paper import read_split_index
+
+            self._arrays, index = None, read_split_index(self.path)
+            self._records, self.ids = index["subjects"], [r["id"] for r in index["subjects"]]
+            self._crop = index["crop"]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def get(self, i: int) -> dict[str, torch.Tensor | None]:
+        """Subject ``i``: ``x`` ``[1, 1, X, Y, Z]``, ``labels`` ``[1, X, Y, Z]`` (int64), ``lesion``
+        ``[1, 1, X, Y, Z]`` (0/1, zeros when there is none), ``x_normal`` and ``u_true`` (``[1, 3, X, Y, Z]``)
+        or ``None`` where the data have no such truth."""
+        if self._arrays is not None:
+            a = self._arrays
+            arrays = {"x": a["x"][i], "labels": a["labels"][i], "lesion": a["lesion"][i],
+                      "x_normal": a["x_normal"][i], "u_true": a["u_true"][i]}
+        else:
+            from reprolab.medical.girnet_paper import load_subject
+
+            arrays = load_subject(self._records[i], self._crop)
+        return _to_tensors(arrays, self.device)
+
+
+def _to_tensors(arrays: Mapping[str, np.ndarray | None], device: torch.device) -> dict[str, torch.Tensor | None]:
+    def t(name: str, channel: bool, dtype: torch.dtype) -> torch.Tensor | None:
+        value = arrays.get(name)
+        if value is None:
+            return None
+        tensor = torch.as_tensor(np.asarray(value)).to(dtype)
+        return (tensor[None, None] if channel else tensor[None]).to(device)
+
+    out = {"x": t("x", True, torch.float32), "labels": t("labels", False, torch.int64),
+           "lesion": t("lesion", True, torch.float32), "x_normal": t("x_normal", True, torch.float32),
+           "u_true": t("u_true", False, torch.float32)}
+    if out["lesion"] is None:
+        out["lesion"] = torch.zeros_like(out["x"])
+    return out

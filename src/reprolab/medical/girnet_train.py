@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from reprolab.core.errors import ConfigError
 from reprolab.core.io import atomic_path, write_json
 from reprolab.core.loop import run_epochs, run_key
-from reprolab.core.runtime import choose_device, seed_everything
+from reprolab.core.runtime import choose_device, seed_everything, set_threads
 from reprolab.medical.anatomy import BACKGROUND
 from reprolab.medical.girnet import (
     MODULES,
@@ -44,7 +44,7 @@ from reprolab.medical.girnet import (
     segmentation_eps,
     segmentation_loss,
 )
-from reprolab.medical.girnet_data import TISSUES, read_atlas, read_split
+from reprolab.medical.girnet_data import SubjectSet, read_atlas
 from reprolab.medical.registration import NEAREST, dice, folding_fraction, jacobian_determinant, lncc, warp
 
 log = logging.getLogger("reprolab.girnet")
@@ -93,18 +93,6 @@ def module_cycle(arm: Arm, order: list[str], k: Mapping[str, int]) -> list[str]:
 
 def _device(preference: str) -> torch.device:
     return torch.device(choose_device(preference))
-
-
-def _load_volumes(path: str, device: torch.device) -> dict[str, torch.Tensor]:
-    arrays = read_split(path)
-    return {
-        "x": torch.as_tensor(arrays["x"])[:, None].to(device),
-        "x_normal": torch.as_tensor(arrays["x_normal"])[:, None].to(device),
-        "labels": torch.as_tensor(arrays["labels"].astype(np.int64)).to(device),
-        "lesion": torch.as_tensor(arrays["lesion"].astype(np.float32))[:, None].to(device),
-        "u_true": torch.as_tensor(arrays["u_true"]).to(device),
-        "seeds": torch.as_tensor(arrays["seeds"]),
-    }
 
 
 def _atlas_tensors(path: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -190,7 +178,7 @@ def _save_state(path: str, state: dict[str, Any]) -> None:
 
 
 def pretrain_registration(pretrain_path: str, atlas_path: str, settings: Mapping[str, Any], seed: int,
-                          out_model: str, out_history: str, checkpoint_dir: str, device: str = "auto") -> None:
+                          out_model: str, out_history: str, checkpoint_dir: str, device: str = "auto", threads: int = 1) -> None:
     """SYM-Net trained on lesion-free subjects (stands in for the official ``SYMNet_80000.pth``).
 
     Parameters
@@ -207,8 +195,9 @@ def pretrain_registration(pretrain_path: str, atlas_path: str, settings: Mapping
     checkpoint_dir
         Resumable checkpoint folder outside the rule's outputs.
     """
+    set_threads(threads)
     dev = _device(device)
-    data, (y, _) = _load_volumes(pretrain_path, dev), _atlas_tensors(atlas_path, dev)
+    data, (y, _) = SubjectSet(pretrain_path, dev), _atlas_tensors(atlas_path, dev)
     model = build_model(settings, seed).to(dev)
     spec = settings["pretrain"]["reg"]
     opt = _adamw(model.reg, spec)
@@ -217,8 +206,8 @@ def pretrain_registration(pretrain_path: str, atlas_path: str, settings: Mapping
     def epoch_fn(epoch: int) -> dict[str, float]:
         model.reg.train()
         losses = []
-        for i in torch.randperm(len(data["x"])).tolist():
-            terms = reg_step(model, data["x"][i:i + 1], y, None, plain, settings)
+        for i in torch.randperm(len(data)).tolist():
+            terms = reg_step(model, data.get(i)["x"], y, None, plain, settings)
             opt.zero_grad(set_to_none=True)
             terms["total"].backward()
             opt.step()
@@ -247,29 +236,30 @@ def random_box_mask(shape: tuple[int, ...], scales: tuple[float, float], rng: np
 
 
 def pretrain_inpainter(pretrain_path: str, atlas_path: str, reg_path: str, settings: Mapping[str, Any], seed: int,
-                       out_model: str, out_history: str, checkpoint_dir: str, device: str = "auto") -> None:
+                       out_model: str, out_history: str, checkpoint_dir: str, device: str = "auto", threads: int = 1) -> None:
     """The inpainter pretrained as in ``pretrain_inpainter2.py`` (stands in for ``checkpoint/inp.pth``).
 
     For every lesion-free subject: ``y2x`` from the pretrained registration, a random box mask
     ``m``; one step inpainting ``m`` from the rest and one inpainting the rest from ``m``, each
     with the MSE to ``x (.) (1 - m) + y2x (.) m`` (respectively its complement). Adam.
     """
+    set_threads(threads)
     dev = _device(device)
-    data, (y, _) = _load_volumes(pretrain_path, dev), _atlas_tensors(atlas_path, dev)
+    data, (y, _) = SubjectSet(pretrain_path, dev), _atlas_tensors(atlas_path, dev)
     model = build_model(settings, seed).to(dev)
     model.reg.load_state_dict(torch.load(reg_path, map_location=dev, weights_only=True)["reg"])
     model.reg.eval()
     spec = settings["pretrain"]["inp"]
     opt = torch.optim.Adam(model.inp.parameters(), lr=float(spec["lr"]))
-    with torch.no_grad():
-        y2x_all = torch.cat([warp(y, model.reg(data["x"][i:i + 1], y).yx) for i in range(len(data["x"]))])
 
     def epoch_fn(epoch: int) -> dict[str, float]:
         model.inp.train()
         rng = np.random.default_rng(torch.randint(0, 2**31 - 1, ()).item())
         losses = []
-        for i in torch.randperm(len(data["x"])).tolist():
-            x, y2x = data["x"][i:i + 1], y2x_all[i:i + 1]
+        for i in torch.randperm(len(data)).tolist():
+            x = data.get(i)["x"]
+            with torch.no_grad():
+                y2x = warp(y, model.reg(x, y).yx)
             box = torch.as_tensor(random_box_mask(tuple(x.shape[2:]), tuple(spec["mask_scale"]), rng), device=dev)
             box = box[None, None]
             for mask in (box, 1 - box):
@@ -297,22 +287,23 @@ def _training_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 def train_arm(train_path: str, atlas_path: str, reg_path: str, inp_path: str, settings: Mapping[str, Any],
               arm_name: str, seed: int, out_model: str, out_history: str, checkpoint_dir: str,
-              device: str = "auto") -> None:
+              device: str = "auto", threads: int = 1) -> None:
     """Train one arm for ``settings['epochs']`` epochs over the lesioned training subjects.
 
     Every module starts from the same weights in every arm of a seed: the pretrained
     registration and inpainter, and a segmentation network initialised from ``seed``.
     """
     arm = arm_from_config(settings, arm_name)
+    set_threads(threads)
     dev = _device(device)
-    data, (y, _) = _load_volumes(train_path, dev), _atlas_tensors(atlas_path, dev)
+    data, (y, _) = SubjectSet(train_path, dev), _atlas_tensors(atlas_path, dev)
     model = build_model(settings, seed).to(dev)
     model.reg.load_state_dict(torch.load(reg_path, map_location=dev, weights_only=True)["reg"])
     model.inp.load_state_dict(torch.load(inp_path, map_location=dev, weights_only=True)["inp"])
     opts = {m: _adamw(model.module(m), settings["optim"]) for m in arm.modules}
     cycle = module_cycle(arm, settings["cycle"]["order"], settings["cycle"]["k"])
-    eps = segmentation_eps(int(np.prod(data["x"].shape[2:])), float(settings["segmentation"]["eps_divisor"]))
-    n = len(data["x"])
+    eps = segmentation_eps(int(np.prod(y.shape[2:])), float(settings["segmentation"]["eps_divisor"]))
+    n = len(data)
     log.info("arm %s: modules %s, cycle %s, guide %s, eps %.1f", arm.name, arm.modules, cycle, arm.guide, eps)
 
     def epoch_fn(epoch: int) -> dict[str, float]:
@@ -322,9 +313,10 @@ def train_arm(train_path: str, atlas_path: str, reg_path: str, inp_path: str, se
             name = cycle[(epoch * n + b) % len(cycle)]
             for m in MODULES:
                 model.module(m).train(m == name)
-            x = data["x"][i:i + 1]
+            subject = data.get(i)
+            x = subject["x"]
             if name == "reg":
-                terms = reg_step(model, x, y, data["lesion"][i:i + 1], arm, settings)
+                terms = reg_step(model, x, y, subject["lesion"], arm, settings)
                 loss = terms["total"]
                 for t, v in terms.items():
                     terms_log.setdefault(f"reg_{t}", []).append(float(v))
@@ -402,46 +394,52 @@ def choose_polarity(dice_m: list[float], dice_inverse: list[float]) -> str:
 
 
 def evaluate_arm(model_path: str, train_path: str, test_path: str, atlas_path: str, settings: Mapping[str, Any],
-                 arm_name: str, seed: int, out_eval: str, out_examples: str, device: str = "auto") -> dict[str, Any]:
+                 arm_name: str, seed: int, out_eval: str, out_examples: str, device: str = "auto", threads: int = 1) -> dict[str, Any]:
     """Metrics of one trained arm on every test subject (per subject, for paired statistics).
 
-    Registration (moving -> atlas unless said otherwise): tissue Dice per class after warping the
-    moving labels into the atlas (nearest neighbour), tissue Dice near the lesion (atlas labels
-    warped into moving space, within ``evaluation.near_lesion_mm`` of the true lesion), mean
-    deformation error of the atlas-to-moving field against the known one (mm, brain voxels
-    outside the lesion, and near it), % voxels with det(J) <= 0, LNCC (MONAI, registration
-    window) of the warped moving image and the atlas. Segmentation (arms with a mask): lesion
-    Dice of ``m > threshold`` and of its complement, the polarity chosen on the training
-    subjects, the Dice of the same mask moved to random places (chance level) and the expected
-    Dice of a random voxel set of the same size. Inpainting: mean absolute error inside the
-    true lesion between ``x_hat`` and the subject without the lesion.
+    Registration (moving -> atlas, the direction the official code evaluates): Dice of each
+    structure of ``evaluation.structures`` after warping the moving labels into the atlas
+    (nearest neighbour) and their mean; % voxels with det(J) <= 0; LNCC (MONAI, window
+    ``evaluation.window``) of the warped moving image and the atlas. Where the truth exists
+    (demo): the structures' Dice near the lesion (atlas labels warped into moving space,
+    within ``evaluation.near_lesion_mm`` of the true lesion) and the error of the
+    atlas-to-moving field against the known one (mm; brain voxels outside the lesion, and
+    near it). Segmentation (arms that train ``gen``): lesion Dice of ``m > threshold`` and of
+    its complement, the polarity chosen on the TRAINING subjects and the Dice it gives, the
+    Dice of the same mask moved to random places (chance level) and the expected Dice of as
+    many random voxels. Inpainting: mean absolute error inside the true lesion between
+    ``x_hat`` and the same subject without the lesion.
     """
     arm = arm_from_config(settings, arm_name)
+    set_threads(threads)
     dev = _device(device)
-    test, (y, atlas_labels) = _load_volumes(test_path, dev), _atlas_tensors(atlas_path, dev)
+    test, (y, atlas_labels) = SubjectSet(test_path, dev), _atlas_tensors(atlas_path, dev)
     ev = settings["evaluation"]
-    vox = float(settings["data"]["voxel_mm"])
-    thr = float(settings["segmentation"]["mask_threshold"])
+    structures = {name: [int(v) for v in values] for name, values in ev["structures"].items()}
     model = build_model(settings, seed).to(dev)
     state = torch.load(model_path, map_location=dev, weights_only=True)
     for m in MODULES:
         model.module(m).load_state_dict(state[m])
     model.eval()
+    thr = float(settings["segmentation"]["mask_threshold"])
     polarity, train_dice = "m", {"m": [], "1-m": []}
     if arm.has_segmentation:
-        train = _load_volumes(train_path, dev)
-        for i in range(len(train["x"])):
-            pred, truth = _segment(model, train["x"][i:i + 1], thr), train["lesion"][i, 0].cpu().numpy() > 0.5
+        train = SubjectSet(train_path, dev)
+        for i in range(len(train)):
+            subject = train.get(i)
+            pred, truth = _segment(model, subject["x"], thr), subject["lesion"][0, 0].cpu().numpy() > 0.5
             train_dice["m"].append(dice(pred, truth))
             train_dice["1-m"].append(dice(~pred, truth))
         polarity = choose_polarity(train_dice["m"], train_dice["1-m"])
-    rng = np.random.default_rng(seed)
-    near = _ball(max(1, round(float(ev["near_lesion_mm"]) / vox)))
+    ctx = _EvalContext(y=y, atlas_labels=atlas_labels[0].cpu().numpy(), arm=arm, polarity=polarity,
+                       structures=structures, vox=float(settings["data"]["voxel_mm"]), threshold=thr,
+                       window=int(ev["window"]), draws=int(ev["random_masks"]), rng=np.random.default_rng(seed),
+                       near=_ball(max(1, round(float(ev["near_lesion_mm"]) / float(settings["data"]["voxel_mm"])))),
+                       keep_normal=bool(settings["inpainting"]["keep_normal_tissue"]))
     per: dict[str, list[float]] = {}
     examples: dict[str, np.ndarray] = {}
-    for i in range(len(test["x"])):
-        record, panel = _evaluate_subject(model, test, i, y, atlas_labels, arm, polarity, near, vox, thr,
-                                          int(ev["window"]), int(ev["random_masks"]), rng, settings)
+    for i in range(len(test)):
+        record, panel = _evaluate_subject(model, test.get(i), ctx)
         for k, v in record.items():
             per.setdefault(k, []).append(v)
         if i < int(ev["examples"]):
@@ -451,7 +449,7 @@ def evaluate_arm(model_path: str, train_path: str, test_path: str, atlas_path: s
     result = {
         "arm": arm.name, "seed": seed, "modules": list(arm.modules), "guide": arm.guide,
         "cost_function_masking": arm.cost_function_masking, "has_segmentation": arm.has_segmentation,
-        "subjects": [int(s) for s in test["seeds"]], "voxel_mm": vox, "tissues": {str(k): v for k, v in TISSUES.items()},
+        "subjects": test.ids, "voxel_mm": ctx.vox, "structures": sorted(structures),
         "polarity": polarity if arm.has_segmentation else None,
         "train_lesion_dice": {k: float(np.mean(v)) for k, v in train_dice.items()} if arm.has_segmentation else None,
         "per_subject": per, "mean": {k: float(np.mean(v)) for k, v in per.items()},
@@ -461,61 +459,87 @@ def evaluate_arm(model_path: str, train_path: str, test_path: str, atlas_path: s
     return result
 
 
-def _evaluate_subject(model: GIRNet, test: Mapping[str, torch.Tensor], i: int, y: torch.Tensor,
-                      atlas_labels: torch.Tensor, arm: Arm, polarity: str, near: np.ndarray, vox: float, thr: float,
-                      window: int, draws: int, rng: np.random.Generator,
-                      settings: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+@dataclass
+class _EvalContext:
+    y: torch.Tensor
+    atlas_labels: np.ndarray
+    arm: Arm
+    polarity: str
+    structures: dict[str, list[int]]
+    vox: float
+    threshold: float
+    window: int
+    draws: int
+    rng: np.random.Generator
+    near: np.ndarray
+    keep_normal: bool
+
+
+def _structure_dice(pred: np.ndarray, truth: np.ndarray, structures: Mapping[str, list[int]],
+                    region: np.ndarray | None = None) -> dict[str, float]:
+    out = {}
+    for name, values in structures.items():
+        a, b = np.isin(pred, values), np.isin(truth, values)
+        if region is not None:
+            a, b = a & region, b & region
+        out[name] = dice(a, b)
+    return out
+
+
+def _evaluate_subject(model: GIRNet, subject: Mapping[str, torch.Tensor | None],
+                      ctx: _EvalContext) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     from scipy.ndimage import binary_dilation
 
-    x, labels = test["x"][i:i + 1], test["labels"][i]
-    lesion = test["lesion"][i, 0].cpu().numpy() > 0.5
+    x, labels, y = subject["x"], subject["labels"], ctx.y
+    lesion = subject["lesion"][0, 0].cpu().numpy() > 0.5
     with torch.no_grad():
         fields = model.reg(x, y)
         x_to_y = warp(x, fields.xy)
-        warped_labels = warp(labels[None, None].float(), fields.xy, mode=NEAREST)[0, 0].round().long()
-        atlas_in_x = warp(atlas_labels[None].float(), fields.yx, mode=NEAREST)[0, 0].round().long()
+        warped_labels = warp(labels[:, None].float(), fields.xy, mode=NEAREST)[0, 0].round().long().cpu().numpy()
+        atlas_in_x = warp(torch.as_tensor(ctx.atlas_labels, device=x.device)[None, None].float(), fields.yx,
+                          mode=NEAREST)[0, 0].round().long().cpu().numpy()
         y2x = warp(y, fields.yx)
-    atlas_np, warped_np = atlas_labels[0].cpu().numpy(), warped_labels.cpu().numpy()
-    labels_np, atlas_in_x_np = labels.cpu().numpy(), atlas_in_x.cpu().numpy()
-    region = binary_dilation(lesion, structure=near) if lesion.any() else np.zeros_like(lesion)
+    labels_np = labels[0].cpu().numpy()
     record: dict[str, float] = {}
-    for value, name in TISSUES.items():
-        key = name.replace(" ", "_")
-        record[f"dice_{key}"] = dice(warped_np == value, atlas_np == value)
-        record[f"dice_near_lesion_{key}"] = dice((atlas_in_x_np == value) & region, (labels_np == value) & region)
-    record["tissue_dice"] = float(np.mean([record[f"dice_{n.replace(' ', '_')}"] for n in TISSUES.values()]))
-    record["tissue_dice_near_lesion"] = float(np.mean(
-        [record[f"dice_near_lesion_{n.replace(' ', '_')}"] for n in TISSUES.values()]))
-    error = (fields.yx[0] - test["u_true"][i]).norm(dim=0).cpu().numpy() * vox
-    brain = labels_np != BACKGROUND
-    record["deformation_error_mm"] = float(error[brain & ~lesion].mean())
-    record["deformation_error_near_lesion_mm"] = float(error[region & ~lesion].mean()) if region.any() else 0.0
+    per_structure = _structure_dice(warped_labels, ctx.atlas_labels, ctx.structures)
+    record.update({f"dice__{k}": v for k, v in per_structure.items()})
+    record["dice_mean"] = float(np.mean(list(per_structure.values())))
     record["folding_percent"] = 100.0 * folding_fraction(fields.xy)
-    record["lncc"] = lncc(x_to_y, y, window)
+    record["lncc"] = lncc(x_to_y, y, ctx.window)
+    record["lesion_voxels"] = float(lesion.sum())
+    region = binary_dilation(lesion, structure=ctx.near) if lesion.any() else None
+    if region is not None:
+        near = _structure_dice(atlas_in_x, labels_np, ctx.structures, region)
+        record["dice_near_lesion_mean"] = float(np.mean(list(near.values())))
+    if subject["u_true"] is not None:
+        error = (fields.yx[0] - subject["u_true"][0]).norm(dim=0).cpu().numpy() * ctx.vox
+        brain = labels_np != BACKGROUND
+        record["deformation_error_mm"] = float(error[brain & ~lesion].mean())
+        if region is not None:
+            record["deformation_error_near_lesion_mm"] = float(error[region & ~lesion].mean())
     det = jacobian_determinant(fields.xy)[0].cpu().numpy()
-    panel_slice = int(np.argmax(lesion.sum(axis=(0, 1)))) if lesion.any() else x.shape[-1] // 2
-    panel = {"x": x[0, 0, :, :, panel_slice].cpu().numpy(), "y": y[0, 0, :, :, panel_slice].cpu().numpy(),
-             "x_to_y": x_to_y[0, 0, :, :, panel_slice].cpu().numpy(), "lesion": lesion[:, :, panel_slice],
-             "ddf": fields.xy[0, :2, :, :, panel_slice].cpu().numpy(), "jacobian": det[:, :, panel_slice],
-             "slice": np.asarray(panel_slice)}
-    if arm.has_segmentation:
-        pred = _segment(model, x, thr)
-        chosen = pred if polarity == "m" else ~pred
+    k = int(np.argmax(lesion.sum(axis=(0, 1)))) if lesion.any() else x.shape[-1] // 2
+    panel = {"x": x[0, 0, :, :, k].cpu().numpy(), "y": y[0, 0, :, :, k].cpu().numpy(),
+             "x_to_y": x_to_y[0, 0, :, :, k].cpu().numpy(), "lesion": lesion[:, :, k],
+             "ddf": fields.xy[0, :2, :, :, k].cpu().numpy(), "jacobian": det[:, :, k], "slice": np.asarray(k)}
+    if ctx.arm.has_segmentation:
+        pred = _segment(model, x, ctx.threshold)
+        chosen = pred if ctx.polarity == "m" else ~pred
+        brain = (labels_np != BACKGROUND) | lesion
         record["lesion_dice_m"] = dice(pred, lesion)
         record["lesion_dice_inverse"] = dice(~pred, lesion)
         record["lesion_dice"] = dice(chosen, lesion)
-        record["lesion_dice_random_mask"] = random_mask_dice(chosen, lesion, brain, draws, rng)
+        record["lesion_dice_random_mask"] = random_mask_dice(chosen, lesion, brain, ctx.draws, ctx.rng)
         record["lesion_dice_random_voxels"] = expected_random_voxel_dice(int(chosen.sum()), int(lesion.sum()),
                                                                          chosen.size)
         record["mask_voxels"] = float(chosen.sum())
         with torch.no_grad():
             region_t = torch.as_tensor(pred, dtype=torch.float32, device=x.device)[None, None]
-            x_hat = inpaint(model.inp, x, region_t, y2x, settings["inpainting"]["keep_normal_tissue"])
-        if lesion.any():
-            diff = (x_hat - test["x_normal"][i:i + 1]).abs()[0, 0].cpu().numpy()
+            x_hat = inpaint(model.inp, x, region_t, y2x, ctx.keep_normal)
+        if lesion.any() and subject["x_normal"] is not None:
+            diff = (x_hat - subject["x_normal"]).abs()[0, 0].cpu().numpy()
             record["inpainting_mae_lesion"] = float(diff[lesion].mean())
-        panel.update({"m": pred[:, :, panel_slice], "x_hat": x_hat[0, 0, :, :, panel_slice].cpu().numpy()})
-    record["lesion_voxels"] = float(lesion.sum())
+        panel.update({"m": pred[:, :, k], "x_hat": x_hat[0, 0, :, :, k].cpu().numpy()})
     return record, panel
 
 

@@ -1,0 +1,183 @@
+# GIRNet (Liu and Gu, MICCAI 2023): registration co-learned with unsupervised lesion segmentation
+# and inpainting. data -> pretrained SYM-Net -> pretrained inpainter -> every arm x seed trained
+# from them -> evaluated per test subject -> figures -> report. Settings: config/papers/girnet.yaml.
+# Demo / smoke: synthetic lesioned subjects on nilearn's MNI152 (known fields, masks, labels).
+# Paper: the preprocessed datasets of config/datasets.yaml (reprolab.medical.girnet_paper); absent
+# ones stop the workflow with the steps to obtain them.
+
+from reprolab.medical import girnet_paper as _gp
+
+GIRNET = pcfg("girnet")
+GIR_ARMS = list(GIRNET["arms"])
+GIR_SEEDS = [int(s) for s in GIRNET["seeds"]]
+GIR_SPLIT = _gp.split_suffix(GIRNET)
+GIR_DATA = {
+    "atlas": "results/girnet/data/atlas.npz",
+    **{split: f"results/girnet/data/{split}{GIR_SPLIT}" for split in ("pretrain", "train", "test")},
+}
+GIR_RUNS = expand("results/girnet/{arm}_s{seed}", arm=GIR_ARMS, seed=GIR_SEEDS)
+
+
+wildcard_constraints:
+    gir_arm="|".join(GIR_ARMS),
+
+
+if GIRNET["data"]["source"] == "demo":
+
+    rule girnet_data:
+        output:
+            **GIR_DATA,
+            summary="results/girnet/data/summary.json",
+        params:
+            data=GIRNET["data"],
+            seed=GIRNET["data_seed"],
+        log:
+            "logs/girnet/data.log",
+        benchmark:
+            "benchmarks/girnet/data.tsv"
+        conda:
+            f"{ENV_DIR}/medimg.yaml"
+        script:
+            "../scripts/girnet/data.py"
+
+else:
+
+    include: "girnet_paper.smk"
+
+
+rule girnet_pretrain_reg:
+    input:
+        pretrain=GIR_DATA["pretrain"],
+        atlas=GIR_DATA["atlas"],
+    output:
+        model="results/girnet/pretrain/reg.pt",
+        history="results/girnet/pretrain/reg_history.json",
+    params:
+        settings=GIRNET,
+        seed=GIR_SEEDS[0],
+        device=config["device"],
+        checkpoint_dir="checkpoints/girnet/pretrain_reg",
+    resources:
+        **train_resources("girnet"),
+    log:
+        "logs/girnet/pretrain_reg.log",
+    benchmark:
+        "benchmarks/girnet/pretrain_reg.tsv"
+    conda:
+        f"{ENV_DIR}/medimg.yaml"
+    script:
+        "../scripts/girnet/pretrain_reg.py"
+
+
+rule girnet_pretrain_inp:
+    input:
+        pretrain=GIR_DATA["pretrain"],
+        atlas=GIR_DATA["atlas"],
+        reg="results/girnet/pretrain/reg.pt",
+    output:
+        model="results/girnet/pretrain/inp.pt",
+        history="results/girnet/pretrain/inp_history.json",
+    params:
+        settings=GIRNET,
+        seed=GIR_SEEDS[0],
+        device=config["device"],
+        checkpoint_dir="checkpoints/girnet/pretrain_inp",
+    resources:
+        **train_resources("girnet"),
+    log:
+        "logs/girnet/pretrain_inp.log",
+    benchmark:
+        "benchmarks/girnet/pretrain_inp.tsv"
+    conda:
+        f"{ENV_DIR}/medimg.yaml"
+    script:
+        "../scripts/girnet/pretrain_inp.py"
+
+
+rule girnet_train:
+    input:
+        train=GIR_DATA["train"],
+        atlas=GIR_DATA["atlas"],
+        reg="results/girnet/pretrain/reg.pt",
+        inp="results/girnet/pretrain/inp.pt",
+    output:
+        model="results/girnet/{gir_arm}_s{seed}/model.pt",
+        history="results/girnet/{gir_arm}_s{seed}/history.json",
+    params:
+        settings=GIRNET,
+        device=config["device"],
+        checkpoint_dir="checkpoints/girnet/{gir_arm}_s{seed}",
+    resources:
+        **train_resources("girnet"),
+    log:
+        "logs/girnet/train_{gir_arm}_s{seed}.log",
+    benchmark:
+        "benchmarks/girnet/train_{gir_arm}_s{seed}.tsv"
+    conda:
+        f"{ENV_DIR}/medimg.yaml"
+    script:
+        "../scripts/girnet/train.py"
+
+
+rule girnet_evaluate:
+    input:
+        model="results/girnet/{gir_arm}_s{seed}/model.pt",
+        train=GIR_DATA["train"],
+        test=GIR_DATA["test"],
+        atlas=GIR_DATA["atlas"],
+    output:
+        eval="results/girnet/{gir_arm}_s{seed}/eval.json",
+        examples="results/girnet/{gir_arm}_s{seed}/examples.npz",
+    params:
+        settings=GIRNET,
+        device=config["device"],
+    log:
+        "logs/girnet/evaluate_{gir_arm}_s{seed}.log",
+    benchmark:
+        "benchmarks/girnet/evaluate_{gir_arm}_s{seed}.tsv"
+    conda:
+        f"{ENV_DIR}/medimg.yaml"
+    script:
+        "../scripts/girnet/evaluate.py"
+
+
+rule girnet_figures:
+    input:
+        evals=[f"{run}/eval.json" for run in GIR_RUNS],
+        examples=[f"{run}/examples.npz" for run in GIR_RUNS],
+        histories=[f"{run}/history.json" for run in GIR_RUNS],
+        pretrain=["results/girnet/pretrain/reg_history.json", "results/girnet/pretrain/inp_history.json"],
+    output:
+        panel=report("results/girnet/figures/qualitative.png", caption="../report/girnet/qualitative.rst", category="girnet"),
+        registration=report("results/girnet/figures/registration.png", caption="../report/girnet/registration.rst", category="girnet"),
+        lesion=report("results/girnet/figures/lesion_dice.png", caption="../report/girnet/lesion.rst", category="girnet"),
+        ablation=report("results/girnet/figures/ablation.png", caption="../report/girnet/ablation.rst", category="girnet"),
+        curves=report("results/girnet/figures/loss_curves.png", caption="../report/girnet/curves.rst", category="girnet"),
+    params:
+        settings=GIRNET,
+    log:
+        "logs/girnet/figures.log",
+    conda:
+        f"{ENV_DIR}/report.yaml"
+    script:
+        "../scripts/girnet/figures.py"
+
+
+rule girnet_report:
+    input:
+        evals=[f"{run}/eval.json" for run in GIR_RUNS],
+        histories=[f"{run}/history.json" for run in GIR_RUNS],
+        figures=rules.girnet_figures.output,
+        data=GIR_DATA["atlas"],
+    output:
+        html="results/girnet/report.html",
+        claims="results/girnet/claims.json",
+    params:
+        settings=GIRNET,
+        global_settings=global_settings(),
+    log:
+        "logs/girnet/report.log",
+    conda:
+        f"{ENV_DIR}/report.yaml"
+    script:
+        "../scripts/girnet/report.py"
