@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
@@ -182,3 +184,29 @@ def test_paper_scale_training_jobs_ask_for_a_gpu(workflow_dir: Path):
     for resources in train:
         assert f"gpu={res['gpus']}" in resources
         assert f"mem_mb={res['mem_mb']}," in resources and f"runtime={res['runtime']}" in resources
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(600)
+def test_a_two_task_slurm_job_trains_data_parallel(slurm_cluster, tmp_path: Path):
+    """Two srun tasks (one launcher each, as on two nodes) meet in one c10d rendezvous and train as one run."""
+    script = tmp_path / "job.py"
+    script.write_text(
+        "import json, sys\n"
+        f"sys.path.insert(0, {str(REPO)!r})\n"
+        "from reprolab.core import distributed as dd\n"
+        "from tests.core import ddp_workers as w\n"
+        "if __name__ == '__main__':\n"
+        f"    two = dd.launch(w.train_linear, (3, {str(tmp_path / 'two')!r}), dd.Topology(nodes=2), 'cpu')\n"
+        f"    one = w.train_linear(3, {str(tmp_path / 'one')!r})\n"
+        "    print(json.dumps({'world': two['world'], 'two': two['weight'].tolist(), 'one': one['weight'].tolist()}))\n")
+    out = tmp_path / "job.out"
+    env = dict(os.environ, REPROLAB_SRUN_NODES="1", OMP_NUM_THREADS="1")
+    proc = subprocess.run(["sbatch", "--wait", "--ntasks=2", "--nodes=1", "--mem=4G", "--time=10", "-o", str(out),
+                           "--wrap", f"{sys.executable} {script}"], capture_output=True, text=True, env=env,
+                          timeout=580, cwd=tmp_path)
+    text = out.read_text() if out.exists() else ""
+    assert proc.returncode == 0, proc.stderr + text[-3000:]
+    result = json.loads(text.strip().splitlines()[-1])
+    assert result["world"] == 2
+    assert result["two"][0] == pytest.approx(result["one"][0], rel=1e-5, abs=1e-6)

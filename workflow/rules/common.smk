@@ -48,8 +48,13 @@ def train_resources(paper):
         "mem_mb": res["mem_mb"],
         "runtime": lambda wildcards, attempt: res["runtime"] * attempt,
     }
+    nodes = res.get("nodes", 1)
     if res["gpus"] > 0:
-        out["gpu"] = res["gpus"]
+        out["gpu"] = res["gpus"] * nodes  # the slurm plugin's --gpus counts the whole job
+    if nodes > 1:
+        # One task per machine; the job's script starts them with srun (reprolab.core.distributed),
+        # so the slurm executor runs it as an "MPI" job (no srun of its own around the job).
+        out.update(nodes=nodes, tasks=nodes, mpi="srun")
     return out
 
 
@@ -72,3 +77,8 @@ def event_archive_entry(wildcards):
 def event_archive(wildcards):
     """The archive holding a split: committed (demo) or downloaded by data_download."""
     return str(dataset_file_path(get_dataset(REGISTRY, wildcards.dataset), event_archive_entry(wildcards), DATA))
+
+
+def verdict_history(paper):
+    """The previous release's verdicts of ``paper``: its report states which claims changed and why."""
+    return f"workflow/report/{paper}/verdict_history.yaml"

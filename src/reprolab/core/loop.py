@@ -13,7 +13,11 @@ of the contract every training job in reprolab keeps:
 - one JSON line per epoch goes to ``<checkpoint_dir>/history.jsonl`` (rewritten from the
   checkpoint on resume, so an epoch that did not finish leaves no line);
 - a checkpoint written under another run key (another configuration) is ignored, with a
-  warning, instead of being resumed.
+  warning, instead of being resumed;
+- under data-parallel training (:mod:`reprolab.core.distributed`) every process runs the
+  epochs and restores the checkpoint, and only rank 0 writes it and the history; objects
+  wrapped in ``DistributedDataParallel`` are saved unwrapped, so a run resumes with any
+  number of processes.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any, Protocol
 
 from tqdm import tqdm
 
+from reprolab.core.distributed import barrier, is_main, unwrap
 from reprolab.core.io import append_jsonl, atomic_path
 from reprolab.core.runtime import seed_everything
 
@@ -89,7 +94,7 @@ def _resume(path: Path, key: str, stateful: Mapping[str, Stateful]) -> tuple[int
         log.warning("ignoring %s: it holds no state for %s", path, sorted(missing))
         return 0, []
     for name, obj in stateful.items():
-        obj.load_state_dict(state["objects"][name])
+        unwrap(obj).load_state_dict(state["objects"][name])
     log.info("resuming from %s after epoch %d", path, state["epoch"] + 1)
     return state["epoch"] + 1, list(state["history"])
 
@@ -130,9 +135,11 @@ def run_epochs(epoch_fn: EpochFn, stateful: Mapping[str, Stateful], epochs: int,
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path, history_path = ckpt_dir / "last.pt", ckpt_dir / "history.jsonl"
     start, history = _resume(ckpt_path, key, stateful)
-    with atomic_path(history_path) as tmp:
-        tmp.write_text("".join(json.dumps(h) + "\n" for h in history))
-    bar = tqdm(range(start, epochs), initial=start, total=epochs, desc=desc, disable=not progress,
+    main = is_main()
+    if main:
+        with atomic_path(history_path) as tmp:
+            tmp.write_text("".join(json.dumps(h) + "\n" for h in history))
+    bar = tqdm(range(start, epochs), initial=start, total=epochs, desc=desc, disable=not (progress and main),
                file=sys.stderr, mininterval=5.0)
     for epoch in bar:
         seed_everything(epoch_seed(seed, epoch))
@@ -140,9 +147,11 @@ def run_epochs(epoch_fn: EpochFn, stateful: Mapping[str, Stateful], epochs: int,
         metrics = dict(epoch_fn(epoch))
         record = {"epoch": epoch + 1, "seconds": time.perf_counter() - t0, **metrics}
         history.append(record)
-        append_jsonl(history_path, record)
-        log.info("%s %d/%d: %s", desc, epoch + 1, epochs,
-                 {k: round(v, 4) for k, v in record.items() if isinstance(v, float)})
-        _save(ckpt_path, {"key": key, "epoch": epoch, "history": history,
-                          "objects": {name: obj.state_dict() for name, obj in stateful.items()}})
+        if main:
+            append_jsonl(history_path, record)
+            log.info("%s %d/%d: %s", desc, epoch + 1, epochs,
+                     {k: round(v, 4) for k, v in record.items() if isinstance(v, float)})
+            _save(ckpt_path, {"key": key, "epoch": epoch, "history": history,
+                              "objects": {name: unwrap(obj).state_dict() for name, obj in stateful.items()}})
+        barrier()
     return history

@@ -10,8 +10,11 @@ from reprolab.core.io import read_json, write_json
 
 #: Allowed verdicts. ``supported``: the measurement agrees with the claim at this scale;
 #: ``not supported``: it contradicts it; ``inconclusive``: the difference is within the noise
-#: (seeds, test-set size); ``not tested``: not run at this scale (the note says why).
-VERDICTS: tuple[str, ...] = ("supported", "not supported", "inconclusive", "not tested")
+#: (seeds, test-set size), or a precondition (e.g. above chance) does not hold;
+#: ``setting-dependent``: supported at the pre-registered setting and contradicted at another
+#: configured one (or the reverse); ``not tested``: not run at this scale (the note says why).
+#: Verdicts come from :mod:`reprolab.report.stats`.
+VERDICTS: tuple[str, ...] = ("supported", "not supported", "inconclusive", "setting-dependent", "not tested")
 
 
 @dataclass
@@ -38,6 +41,11 @@ class Claim:
         Why the verdict (thresholds, noise level, what differs from the paper).
     evidence
         Files the measured value was read from.
+    by_setting
+        The same claim at every configured setting, ``[{"setting", "measured", "verdict"}]``,
+        when it was judged at one pre-registered setting (shown beside the verdict).
+    changed
+        Why the verdict differs from the previous release of the report, if it does.
     """
 
     id: str
@@ -49,10 +57,15 @@ class Claim:
     scale: str
     note: str = ""
     evidence: list[str] = field(default_factory=list)
+    by_setting: list[dict[str, str]] = field(default_factory=list)
+    changed: str = ""
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
             raise ValueError(f"claim {self.id}: verdict {self.verdict!r} is not one of {VERDICTS}")
+        for row in self.by_setting:
+            if row.get("verdict") not in VERDICTS or "setting" not in row:
+                raise ValueError(f"claim {self.id}: by_setting rows need a setting and a verdict, got {row!r}")
 
 
 def write_claims(path: str | Path, paper: str, claims: list[Claim]) -> None:

@@ -15,6 +15,7 @@ import yaml
 
 from reprolab.core.io import atomic_path
 from reprolab.report.claims import Claim, read_claims, write_claims
+from reprolab.report.history import load_history, mark_changes
 from reprolab.report.provenance import Provenance
 
 
@@ -62,7 +63,7 @@ def _embed(path: str | Path) -> str:
 
 def build_report(meta: PaperMeta, scale: str, claims: list[Claim], figures: list[Figure], tables: list[Table],
                  data_notes: list[str], not_reproduced: list[str], provenance: Provenance,
-                 out_html: str | Path, out_claims: str | Path) -> None:
+                 out_html: str | Path, out_claims: str | Path, history: str | Path | None = None) -> None:
     """Write ``report.html`` and ``claims.json`` of one paper.
 
     Parameters
@@ -85,7 +86,12 @@ def build_report(meta: PaperMeta, scale: str, claims: list[Claim], figures: list
         From :func:`reprolab.report.collect_provenance`.
     out_html, out_claims
         Destinations (written atomically).
+    history
+        ``workflow/report/<id>/verdict_history.yaml``: the previous release's verdicts; claims whose
+        verdict changed say so (:func:`reprolab.report.history.mark_changes`).
     """
+    if history is not None:
+        claims = mark_changes(claims, meta.id, load_history(history))
     html = _environment().get_template("report.html.j2").render(
         meta=meta, scale=scale, claims=claims, tables=tables, data_notes=data_notes,
         not_reproduced=not_reproduced, prov=provenance,

@@ -24,6 +24,7 @@ from torch import nn
 from tqdm import tqdm
 
 from reprolab.core.io import append_jsonl, atomic_path
+from reprolab.report.stats import per_sample
 from reprolab.snn.data import ArrayBatches
 
 log = logging.getLogger("reprolab.snn")
@@ -98,18 +99,23 @@ def evaluate(model: nn.Module, batches: ArrayBatches, device: str, per_step: boo
     Returns
     -------
     dict
-        ``accuracy``, ``n`` and, with ``per_step``, ``per_step_accuracy`` (one value per t).
+        ``accuracy``, ``n``, per-sample ``predictions`` and ``targets`` in the test set's fixed
+        order (so reports can pair arms, :func:`reprolab.report.stats.per_sample`) and, with
+        ``per_step``, ``per_step_accuracy`` (one value per t).
     """
     model.eval()
-    correct, total, step_correct = 0, 0, None
+    preds, targets, step_correct = [], [], None
     for x, y in batches.epoch(seed=0, epoch=0, device=device):
         out = model(x).float()
-        correct += int((_class_scores(out).argmax(-1) == y).sum())
-        total += len(y)
+        preds.append(_class_scores(out).argmax(-1).cpu())
+        targets.append(y.cpu())
         if per_step and out.dim() == 3:
             hits = (out.argmax(-1) == y.unsqueeze(0)).sum(1)
             step_correct = hits if step_correct is None else step_correct + hits
-    result: dict[str, Any] = {"accuracy": correct / max(total, 1), "n": total}
+    pred, target = (torch.cat(preds), torch.cat(targets)) if preds else (torch.zeros(0), torch.zeros(0))
+    total = len(target)
+    result: dict[str, Any] = {"accuracy": float((pred == target).sum()) / max(total, 1), "n": total,
+                              **per_sample(pred.numpy(), target.numpy())}
     if per_step and step_correct is not None:
         result["per_step_accuracy"] = (step_correct.float() / total).tolist()
     return result
