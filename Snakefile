@@ -17,6 +17,7 @@ configfile: "config/papers/sdconv.yaml"
 configfile: "config/papers/hebbff.yaml"
 configfile: "config/papers/energy.yaml"
 configfile: "config/papers/mman.yaml"
+configfile: "config/papers/girnet.yaml"
 
 
 wildcard_constraints:
@@ -36,6 +37,7 @@ include: "workflow/rules/sdconv.smk"
 include: "workflow/rules/hebbff.smk"
 include: "workflow/rules/energy.smk"
 include: "workflow/rules/mman.smk"
+include: "workflow/rules/girnet.smk"
 include: "workflow/rules/index.smk"
 
 

@@ -8,13 +8,18 @@
 from reprolab.medical import girnet_paper as _gp
 
 GIRNET = pcfg("girnet")
-GIR_ARMS = list(GIRNET["arms"])
+GIR_ARMS = list(GIRNET.get("run_arms") or GIRNET["arms"])
 GIR_SEEDS = [int(s) for s in GIRNET["seeds"]]
 GIR_SPLIT = _gp.split_suffix(GIRNET)
 GIR_DATA = {
     "atlas": "results/girnet/data/atlas.npz",
     **{split: f"results/girnet/data/{split}{GIR_SPLIT}" for split in ("pretrain", "train", "test")},
 }
+if set(GIR_ARMS) - set(GIRNET["arms"]):
+    raise WorkflowError(
+        f"config key papers.girnet.scales.{SCALE}.run_arms: {sorted(set(GIR_ARMS) - set(GIRNET['arms']))} are not "
+        f"arms of papers.girnet.arms ({', '.join(GIRNET['arms'])}); fix the names"
+    )
 GIR_RUNS = expand("results/girnet/{arm}_s{seed}", arm=GIR_ARMS, seed=GIR_SEEDS)
 
 
@@ -45,53 +50,32 @@ else:
     include: "girnet_paper.smk"
 
 
-rule girnet_pretrain_reg:
+# SYM-Net on lesion-free subjects, then the inpainter (pretrain_inpainter2.py): the weights every
+# arm starts from (the official code loads SYMNet_80000.pth and checkpoint/inp.pth).
+rule girnet_pretrain:
     input:
         pretrain=GIR_DATA["pretrain"],
         atlas=GIR_DATA["atlas"],
     output:
-        model="results/girnet/pretrain/reg.pt",
-        history="results/girnet/pretrain/reg_history.json",
-    params:
-        settings=GIRNET,
-        seed=GIR_SEEDS[0],
-        device=config["device"],
-        checkpoint_dir="checkpoints/girnet/pretrain_reg",
-    resources:
-        **train_resources("girnet"),
-    log:
-        "logs/girnet/pretrain_reg.log",
-    benchmark:
-        "benchmarks/girnet/pretrain_reg.tsv"
-    conda:
-        f"{ENV_DIR}/medimg.yaml"
-    script:
-        "../scripts/girnet/pretrain_reg.py"
-
-
-rule girnet_pretrain_inp:
-    input:
-        pretrain=GIR_DATA["pretrain"],
-        atlas=GIR_DATA["atlas"],
         reg="results/girnet/pretrain/reg.pt",
-    output:
-        model="results/girnet/pretrain/inp.pt",
-        history="results/girnet/pretrain/inp_history.json",
+        reg_history="results/girnet/pretrain/reg_history.json",
+        inp="results/girnet/pretrain/inp.pt",
+        inp_history="results/girnet/pretrain/inp_history.json",
     params:
         settings=GIRNET,
         seed=GIR_SEEDS[0],
         device=config["device"],
-        checkpoint_dir="checkpoints/girnet/pretrain_inp",
+        checkpoint_dir="checkpoints/girnet/pretrain",
     resources:
         **train_resources("girnet"),
     log:
-        "logs/girnet/pretrain_inp.log",
+        "logs/girnet/pretrain.log",
     benchmark:
-        "benchmarks/girnet/pretrain_inp.tsv"
+        "benchmarks/girnet/pretrain.tsv"
     conda:
         f"{ENV_DIR}/medimg.yaml"
     script:
-        "../scripts/girnet/pretrain_inp.py"
+        "../scripts/girnet/pretrain.py"
 
 
 rule girnet_train:

@@ -36,6 +36,7 @@ from reprolab.medical.registration import (
     integrate_velocity,
     lncc_map,
     magnitude_difference,
+    monai_lncc_map,
     negative_jacobian_penalty,
     smoothness,
     warp,
@@ -318,9 +319,9 @@ def inpainting_loss(x: torch.Tensor, mask: torch.Tensor, y2x: torch.Tensor, rec:
     return -w_ncc * ncc + w_mse * mse
 
 
-def _masked_similarity(a: torch.Tensor, b: torch.Tensor, window: int, threshold: float,
+def _masked_similarity(a: torch.Tensor, b: torch.Tensor, window: int, threshold: float | None,
                        keep: torch.Tensor | None) -> torch.Tensor:
-    cc = lncc_map(a, b, window, threshold)
+    cc = monai_lncc_map(a, b, window) if threshold is None else lncc_map(a, b, window, threshold)
     return (cc if keep is None else cc * keep).mean()
 
 
@@ -339,8 +340,10 @@ def registration_loss(fields: Fields, x_sim: torch.Tensor, x_y2x_target: torch.T
     fields
         From :class:`RegNet` (with gradients).
     settings
-        ``window``, ``ncc_threshold``, ``smoothness`` (kind) and ``weights``
-        (``magnitude``, ``jacobian``, ``smoothness``).
+        ``window``, ``similarity`` (``thresholded``: GIRNet's ``lncc`` with ``ncc_threshold``,
+        where flat windows score 1; ``monai``: MONAI's LNCC, SYM-Net's original, where they
+        score 0), ``smoothness`` (kind) and ``weights`` (``magnitude``, ``jacobian``,
+        ``smoothness``).
     keep_moving
         Cost-function masking (Brett et al. 2001): 1 where the similarity counts, 0 in the
         lesion, in moving space; it is warped with the current (detached) fields into the
@@ -351,7 +354,8 @@ def registration_loss(fields: Fields, x_sim: torch.Tensor, x_y2x_target: torch.T
     dict
         ``total`` and each term.
     """
-    win, thr = int(settings["window"]), float(settings["ncc_threshold"])
+    win = int(settings["window"])
+    thr = float(settings["ncc_threshold"]) if settings.get("similarity", "thresholded") == "thresholded" else None
     weights = settings["weights"]
     keep_atlas = keep_half = None
     if keep_moving is not None:

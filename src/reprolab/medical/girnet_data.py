@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from reprolab.core.io import atomic_path
+from reprolab.core.io import atomic_path, write_json
 from reprolab.medical.anatomy import BACKGROUND, Anatomy, mni152, tissue_labels
 from reprolab.medical.registration import LINEAR, NEAREST, compose, integrate_velocity, random_velocity, warp
 
@@ -245,7 +245,8 @@ def build_demo_data(settings: Mapping[str, Any], seed: int, out: Mapping[str, st
     seed
         Data seed (subjects are the same for every training seed).
     out
-        ``atlas``, ``pretrain``, ``train``, ``test``: destination ``.npz`` files.
+        ``atlas``, ``pretrain``, ``train``, ``test``: destination ``.npz`` files; ``summary``
+        (optional): a JSON summary.
 
     Returns
     -------
@@ -262,6 +263,8 @@ def build_demo_data(settings: Mapping[str, Any], seed: int, out: Mapping[str, st
         write_split(out[split], subjects, seeds)
         summary[split] = {"n": len(seeds), "lesion_voxels": float(np.mean([s["lesion"].sum() for s in subjects]))}
         log.info("%s: %d subjects, mean lesion %.0f voxels", split, len(seeds), summary[split]["lesion_voxels"])
+    if "summary" in out:
+        write_json(out["summary"], summary)
     return summary
 
 

@@ -546,3 +546,16 @@ def _evaluate_subject(model: GIRNet, subject: Mapping[str, torch.Tensor | None],
 def examples_path_for(eval_path: str) -> str:
     """The examples file written next to an evaluation file."""
     return str(Path(eval_path).with_name("examples.npz"))
+
+
+def pretrain(pretrain_path: str, atlas_path: str, settings: Mapping[str, Any], seed: int, out: Mapping[str, str],
+             checkpoint_dir: str, device: str = "auto", threads: int = 1) -> None:
+    """The ``girnet_pretrain`` rule: :func:`pretrain_registration`, then :func:`pretrain_inpainter` from it.
+
+    ``out`` holds ``reg``, ``reg_history``, ``inp`` and ``inp_history``; each stage resumes from its
+    own checkpoint under ``checkpoint_dir``.
+    """
+    pretrain_registration(pretrain_path, atlas_path, settings, seed, out["reg"], out["reg_history"],
+                          str(Path(checkpoint_dir) / "reg"), device, threads)
+    pretrain_inpainter(pretrain_path, atlas_path, out["reg"], settings, seed, out["inp"], out["inp_history"],
+                       str(Path(checkpoint_dir) / "inp"), device, threads)

@@ -243,6 +243,17 @@ def lncc_map(a: torch.Tensor, b: torch.Tensor, window: int, threshold: float) ->
     return (cross * cross + threshold) / (var_a * var_b + threshold)
 
 
+def monai_lncc_map(a: torch.Tensor, b: torch.Tensor, window: int) -> torch.Tensor:
+    """Squared local NCC per voxel from MONAI's ``LocalNormalizedCrossCorrelationLoss`` (flat windows give 0).
+
+    This is SYM-Net's original similarity (``cross^2 / (var_a var_b + 1e-5)``): unlike
+    :func:`lncc_map`, a flat (e.g. emptied) window never scores as a match.
+    """
+    from monai.losses import LocalNormalizedCrossCorrelationLoss
+
+    return -LocalNormalizedCrossCorrelationLoss(spatial_dims=a.ndim - 2, kernel_size=window, reduction="none")(a, b)
+
+
 def lncc(a: torch.Tensor, b: torch.Tensor, window: int = 7) -> float:
     """Mean squared local NCC of two images in [0, 1] (MONAI ``LocalNormalizedCrossCorrelationLoss``, negated)."""
     from monai.losses import LocalNormalizedCrossCorrelationLoss
