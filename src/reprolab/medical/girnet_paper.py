@@ -24,6 +24,7 @@ here it is seeded (``data_seed``).
 
 from __future__ import annotations
 
+import gzip
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -32,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from reprolab.core.errors import DataError
-from reprolab.core.io import read_json, write_json
+from reprolab.core.io import atomic_path, read_json, write_json
 
 log = logging.getLogger("reprolab.girnet")
 
@@ -44,14 +45,14 @@ ARCHIVES: dict[str, tuple[str, str]] = {
     "stroke": ("girnet_stroke", "StrokeMNI152NLin.tar"),
     "brats_reg": ("girnet_brats_reg", "BraTSRegMNI152NLin.tar"),
 }
-#: Archives each training set needs (besides the atlas).
 SET_SOURCES: dict[str, tuple[str, ...]] = {
     "oasis": ("oasis",),
-    "brats": ("brats",),
+    "brats": ("oasis", "brats"),
     "brats_pseudo": ("oasis", "brats"),
     "stroke_pseudo": ("oasis", "stroke"),
-    "brats_reg": ("brats_reg",),
+    "brats_reg": ("oasis", "brats_reg"),
 }
+"""Archives each training set needs besides the atlas (OASIS always: the registration is pretrained on it)."""
 
 
 def split_suffix(settings: Mapping[str, Any]) -> str:
@@ -185,6 +186,164 @@ def subject_folders(root: str | Path) -> list[Path]:
     """Subject folders of an unpacked archive (sorted), descending into a single top folder if there is one."""
     root = Path(root)
     entries = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if len(entries) == 1 and not any(entries[0].glob("*.nii*")):
+    if len(entries) == 1 and any(p.is_dir() for p in entries[0].iterdir()):
         return subject_folders(entries[0])
     return entries
+
+
+# --------------------------------------------------------------------------- workflow steps
+
+
+def check_archives(registry: Mapping[str, Any], settings: Mapping[str, Any], data_dir: str) -> list[str]:
+    """Paths of the archives the configured training set needs; stop with the registry's steps if one is absent.
+
+    Raises
+    ------
+    reprolab.core.errors.MissingDataError
+        Naming the dataset, the missing file, where to put it and how to build it.
+    """
+    from reprolab.data.registry import get_dataset, require_available
+
+    paths = []
+    for key in needed_archives(settings):
+        dataset_id, name = ARCHIVES[key]
+        paths.extend(str(p) for p in require_available(get_dataset(registry, dataset_id), data_dir, names=[name]))
+    return paths
+
+
+def unpack_archive(archive: str, dest: str) -> None:
+    """The ``girnet_paper_unpack`` rule: extract one preprocessed archive (atomically, with a marker)."""
+    from reprolab.data.archives import unpack
+
+    unpack(archive, dest)
+
+
+def _first(folder: Path, patterns: Sequence[str]) -> str | None:
+    for pattern in patterns:
+        hits = sorted(folder.glob(pattern))
+        if hits:
+            return str(hits[0])
+    return None
+
+
+#: File patterns of each archive's subject folders: key -> {field: glob patterns}.
+LAYOUTS: dict[str, dict[str, tuple[str, ...]]] = {
+    "oasis": {"t1": ("brain.nii.gz", "brain.nii"), "labels": ("aseg.nii.gz", "aseg.nii")},
+    "brats": {"t1": ("*_t1.nii.gz", "*_t1.nii"), "lesion": ("*_seg.nii.gz", "*_seg.nii")},
+    "stroke": {"t1": ("brain.nii.gz", "brain.nii"), "lesion": ("seg.nii.gz", "seg.nii")},
+    "brats_reg": {"t1": ("pre_t1.nii.gz",), "post": ("post_t1.nii.gz",), "landmarks": ("pre_landmarks.csv",),
+                  "post_landmarks": ("post_landmarks.csv",)},
+}
+
+
+def list_subjects(key: str, root: str) -> list[dict[str, Any]]:
+    """Subject records of an unpacked archive (:data:`LAYOUTS`); a subject missing a file stops with its name."""
+    records = []
+    for folder in subject_folders(root):
+        record: dict[str, Any] = {"id": folder.name}
+        for field, patterns in LAYOUTS[key].items():
+            path = _first(folder, patterns)
+            if path is None:
+                raise DataError(f"{folder}: no {' or '.join(patterns)} ({key} archive); rebuild the archive as "
+                                f"config/datasets.yaml ({ARCHIVES[key][0]}) describes")
+            record[field] = path
+        records.append(record)
+    if not records:
+        raise DataError(f"{root}: no subject folders; rebuild {ARCHIVES[key][1]} as config/datasets.yaml describes")
+    return records
+
+
+def lesion_volume(path: str) -> float:
+    """Voxels of a lesion mask above 0.5."""
+    return float((_load_nifti(path) > 0.5).sum())
+
+
+def make_pseudo_subjects(recipients: Sequence[Mapping[str, Any]], donors: Sequence[Mapping[str, Any]], n: int,
+                         seed: int, out_dir: str) -> list[dict[str, Any]]:
+    """The ``girnet_paper_pseudo`` rule's work: ``n`` donor lesions pasted into ``n`` recipient brains.
+
+    Recipients (OASIS) and donors are paired after a seeded shuffle (the official
+    ``create_pseudo`` shuffles without a seed); donors are the ``n`` with the largest lesions.
+    Each subject's folder gets ``brain.nii.gz`` (with the lesion) and ``seg.nii.gz`` (the lesion);
+    its record keeps the recipient's aseg as labels and the recipient brain as the lesion-free truth.
+    """
+    import nibabel as nib
+
+    if len(recipients) < n or len(donors) < n:
+        raise DataError(f"pseudo-lesions: {n} subjects need {n} recipients and donors, got {len(recipients)} and "
+                        f"{len(donors)}; check the archives or papers.girnet.scales.paper.data.sets")
+    rng = np.random.default_rng(seed)
+    by_size = sorted(donors, key=lambda d: lesion_volume(d["lesion"]), reverse=True)[:n]
+    donor_order = [by_size[i] for i in rng.permutation(n)]
+    recipient_order = [recipients[i] for i in rng.permutation(len(recipients))[:n]]
+    records = []
+    for recipient, donor in zip(recipient_order, donor_order):
+        name = f"{recipient['id']}-{donor['id']}"
+        folder = Path(out_dir) / name
+        folder.mkdir(parents=True, exist_ok=True)
+        normal_img = nib.load(recipient["t1"])
+        mask = _load_nifti(donor["lesion"])
+        pasted = paste_lesion(np.asarray(normal_img.get_fdata(), dtype=np.float32), _load_nifti(donor["t1"]), mask)
+        for fname, volume in (("brain.nii.gz", pasted), ("seg.nii.gz", (mask > 0.5).astype(np.uint8))):
+            with atomic_path(folder / fname) as tmp:
+                tmp.write_bytes(gzip.compress(nib.Nifti1Image(volume, normal_img.affine).to_bytes(), compresslevel=1))
+        records.append({"id": name, "t1": str(folder / "brain.nii.gz"), "lesion": str(folder / "seg.nii.gz"),
+                        "labels": recipient["labels"], "normal": recipient["t1"]})
+    return records
+
+
+def build_paper_index(settings: Mapping[str, Any], roots: Mapping[str, str], seed: int, pseudo_dir: str,
+                      out: Mapping[str, str]) -> None:
+    """The ``girnet_paper_splits`` rule: subjects of the training set, its 5-fold split and the split files.
+
+    ``out`` holds ``atlas`` (``.npz`` of the cropped atlas), ``folds`` (JSON of every fold),
+    ``pretrain`` / ``train`` / ``test`` (split indices of the configured fold: the fold's
+    training subjects, its validation subjects as the test set, and the lesion-free OASIS
+    subjects of the fold's training part for pretraining).
+    """
+    data = settings["data"]
+    train_set = data["train_set"]
+    if train_set == "brats_reg":
+        raise DataError("papers.girnet.scales.paper.data.train_set brats_reg: pairwise registration of pre-operative "
+                        "and follow-up scans with landmarks is not implemented; choose oasis, brats, brats_pseudo or "
+                        "stroke_pseudo")
+    crop = {"centre": list(data["crop_centre_voxel"]), "shape": list(data["shape"])}
+    oasis = list_subjects("oasis", roots["oasis"])
+    sizes = data["sets"][train_set]
+    n = int(sizes["train"]) + int(sizes["val"])
+    if train_set == "oasis":
+        subjects = oasis
+    elif train_set == "brats":
+        subjects = [{**r, "labels": None} for r in list_subjects("brats", roots["brats"])]
+    else:
+        donors = list_subjects("brats" if train_set == "brats_pseudo" else "stroke",
+                               roots["brats" if train_set == "brats_pseudo" else "stroke"])
+        subjects = make_pseudo_subjects(oasis, donors, n, seed, pseudo_dir)
+    if len(subjects) > n:
+        subjects = [subjects[i] for i in sorted(np.random.default_rng(seed).permutation(len(subjects))[:n])]
+    folds = kfold_splits([s["id"] for s in subjects], int(data["folds"]), seed)
+    check_fold_sizes(folds, sizes, train_set)
+    write_json(out["folds"], {"set": train_set, "seed": seed, "folds": folds})
+    fold = folds[int(data["fold"])]
+    by_id = {s["id"]: s for s in subjects}
+    write_split_index(out["train"], [by_id[i] for i in fold["train"]], crop)
+    write_split_index(out["test"], [by_id[i] for i in fold["val"]], crop)
+    used_in_test = {by_id[i].get("normal") for i in fold["val"]}
+    write_split_index(out["pretrain"], [s for s in oasis if s["t1"] not in used_in_test], crop)
+    write_atlas_npz(roots["atlas"], crop, out["atlas"])
+
+
+def write_atlas_npz(root: str, crop: Mapping[str, Any], path: str) -> None:
+    """The atlas (brain + aseg) cropped like the subjects, in the demo's atlas format."""
+    import nibabel as nib
+
+    from reprolab.medical.girnet_data import Atlas, write_atlas
+
+    folder = Path(root)
+    brain, aseg = _first(folder, ("brain.nii.gz", "*/brain.nii.gz")), _first(folder, ("aseg.nii.gz", "*/aseg.nii.gz"))
+    if brain is None or aseg is None:
+        raise DataError(f"{root}: brain.nii.gz and aseg.nii.gz not found; rebuild {ARCHIVES['atlas'][1]}")
+    affine = np.asarray(nib.load(brain).affine)
+    t1 = unit_range(crop_or_pad(_load_nifti(brain), crop["centre"], crop["shape"]))
+    labels = np.rint(crop_or_pad(_load_nifti(aseg), crop["centre"], crop["shape"])).astype(np.uint16)
+    write_atlas(path, Atlas(t1=t1, labels=labels, affine=affine))
