@@ -103,22 +103,24 @@ rule girnet_train:
         "../scripts/girnet/train.py"
 
 
+# All arms of one seed in one job (one import of torch and MONAI instead of one per arm).
 rule girnet_evaluate:
     input:
-        model="results/girnet/{gir_arm}_s{seed}/model.pt",
+        models=expand("results/girnet/{arm}_s{{seed}}/model.pt", arm=GIR_ARMS),
         train=GIR_DATA["train"],
         test=GIR_DATA["test"],
         atlas=GIR_DATA["atlas"],
     output:
-        eval="results/girnet/{gir_arm}_s{seed}/eval.json",
-        examples="results/girnet/{gir_arm}_s{seed}/examples.npz",
+        evals=expand("results/girnet/{arm}_s{{seed}}/eval.json", arm=GIR_ARMS),
+        examples=expand("results/girnet/{arm}_s{{seed}}/examples.npz", arm=GIR_ARMS),
     params:
+        arms=GIR_ARMS,
         settings=GIRNET,
         device=config["device"],
     log:
-        "logs/girnet/evaluate_{gir_arm}_s{seed}.log",
+        "logs/girnet/evaluate_s{seed}.log",
     benchmark:
-        "benchmarks/girnet/evaluate_{gir_arm}_s{seed}.tsv"
+        "benchmarks/girnet/evaluate_s{seed}.tsv"
     conda:
         f"{ENV_DIR}/medimg.yaml"
     script:

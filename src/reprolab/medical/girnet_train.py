@@ -279,9 +279,12 @@ def pretrain_inpainter(pretrain_path: str, atlas_path: str, reg_path: str, setti
 
 
 def _training_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The settings that change training numbers (the checkpoint's run key)."""
-    keys = ("data", "networks", "registration", "segmentation", "inpainting", "cycle", "optim", "pretrain", "epochs",
-            "data_seed")
+    """The settings that change training numbers (the checkpoint's run key).
+
+    The number of epochs is not one of them: a run extended to more epochs resumes from its
+    checkpoint and ends where an uninterrupted run of that length would.
+    """
+    keys = ("data", "networks", "registration", "segmentation", "inpainting", "cycle", "optim", "pretrain", "data_seed")
     return {k: settings[k] for k in keys if k in settings}
 
 
@@ -559,3 +562,13 @@ def pretrain(pretrain_path: str, atlas_path: str, settings: Mapping[str, Any], s
                           str(Path(checkpoint_dir) / "reg"), device, threads)
     pretrain_inpainter(pretrain_path, atlas_path, out["reg"], settings, seed, out["inp"], out["inp_history"],
                        str(Path(checkpoint_dir) / "inp"), device, threads)
+
+
+def evaluate_arms(arms: list[str], model_paths: list[str], train_path: str, test_path: str, atlas_path: str,
+                  settings: Mapping[str, Any], seed: int, out_evals: list[str], out_examples: list[str],
+                  device: str = "auto", threads: int = 1) -> None:
+    """The ``girnet_evaluate`` rule: :func:`evaluate_arm` for every arm of one seed (lists in the same order)."""
+    if not len(arms) == len(model_paths) == len(out_evals) == len(out_examples):
+        raise ValueError("evaluate_arms: arms, models and outputs must be lists of the same length")
+    for arm, model, out_eval, out_ex in zip(arms, model_paths, out_evals, out_examples):
+        evaluate_arm(model, train_path, test_path, atlas_path, settings, arm, seed, out_eval, out_ex, device, threads)
