@@ -7,6 +7,7 @@ This module imports neither torch nor MONAI (it runs in the report environment).
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -353,12 +354,14 @@ def _qualitative(arms: Sequence[str], example_paths: Sequence[str], evals: Mappi
             ax.grid(False)
             if row == 0:
                 ax.set_title(columns[col], fontsize=7)
-        axes[row, 0].set_ylabel(arm_name(arm), fontsize=7)
+        axes[row, 0].set_ylabel(textwrap.fill(arm_name(arm), 22), fontsize=7)
         if not ex:
             continue
         show = {0: ex["x"], 1: ex["y"], 4: ex["x_to_y"]}
         if "x_hat" in ex:
             show[3] = ex["x_hat"]
+        else:
+            axes[row, 3].set_axis_off()
         for col, img in show.items():
             axes[row, col].imshow(img.T, origin="lower", cmap="gray", vmin=0, vmax=1)
         ax = axes[row, 2]

@@ -525,8 +525,13 @@ def _evaluate_subject(model: GIRNet, subject: Mapping[str, torch.Tensor | None],
     panel = {"x": x[0, 0, :, :, k].cpu().numpy(), "y": y[0, 0, :, :, k].cpu().numpy(),
              "x_to_y": x_to_y[0, 0, :, :, k].cpu().numpy(), "lesion": lesion[:, :, k],
              "ddf": fields.xy[0, :2, :, :, k].cpu().numpy(), "jacobian": det[:, :, k], "slice": np.asarray(k)}
-    if ctx.arm.has_segmentation:
+    if ctx.arm.has_segmentation or ctx.arm.guide == "inpainted":
         pred = _segment(model, x, ctx.threshold)
+        with torch.no_grad():
+            region_t = torch.as_tensor(pred, dtype=torch.float32, device=x.device)[None, None]
+            x_hat = inpaint(model.inp, x, region_t, y2x, ctx.keep_normal)
+        panel.update({"m": pred[:, :, k], "x_hat": x_hat[0, 0, :, :, k].cpu().numpy()})
+    if ctx.arm.has_segmentation:
         chosen = pred if ctx.polarity == "m" else ~pred
         brain = (labels_np != BACKGROUND) | lesion
         record["lesion_dice_m"] = dice(pred, lesion)
@@ -536,13 +541,9 @@ def _evaluate_subject(model: GIRNet, subject: Mapping[str, torch.Tensor | None],
         record["lesion_dice_random_voxels"] = expected_random_voxel_dice(int(chosen.sum()), int(lesion.sum()),
                                                                          chosen.size)
         record["mask_voxels"] = float(chosen.sum())
-        with torch.no_grad():
-            region_t = torch.as_tensor(pred, dtype=torch.float32, device=x.device)[None, None]
-            x_hat = inpaint(model.inp, x, region_t, y2x, ctx.keep_normal)
         if lesion.any() and subject["x_normal"] is not None:
             diff = (x_hat - subject["x_normal"]).abs()[0, 0].cpu().numpy()
             record["inpainting_mae_lesion"] = float(diff[lesion].mean())
-        panel.update({"m": pred[:, :, k], "x_hat": x_hat[0, 0, :, :, k].cpu().numpy()})
     return record, panel
 
 
