@@ -457,18 +457,29 @@ def data_notes(settings: Mapping[str, Any], scale: str) -> list[str]:
 
 
 def not_reproduced(scale: str) -> list[str]:
-    """What this report cannot show, and why."""
+    """What this report cannot show, and why (including every deliberate difference from the official code)."""
     items = [
         ("The paper's numbers: the card has none (the abstract has no numbers and the tables were not copied), so the "
-        "claims table compares arms measured here, without a paper column."),
-        "Landmark error (BraTS-Reg) and FreeSurfer-structure Dice: only at paper scale (the demo has tissue labels).",
+         "claims table compares arms measured here, without a paper column."),
+        "Landmark error (BraTS-Reg): pairwise pre-operative / follow-up registration is not implemented; BraTS-Reg is "
+        "registered, unpacked and split (5 folds, 104 / 26) but training on it stops with a message.",
         "Ablations over other k cycles (F2) are configurable (papers.girnet.cycle) but not run by default.",
         "PolyLR schedulers of the official utils/train_base.py are not used (constant learning rate).",
+        ("Deliberate differences from ly1998117/GIRNet: the pretrained SYM-Net and inpainter are trained by the DAG "
+         "(girnet_pretrain) instead of loading SYMNet_80000.pth and inp.pth; cost-function masking warps the true "
+         "lesion mask into the space of each similarity term (the official code applies the moving-space mask to the "
+         "atlas-space term too); lesion Dice uses one mask polarity per run chosen on the training subjects instead of "
+         "a per-case max over m and 1 - m; the random pairing of pseudo-lesions is seeded."),
     ]
     if scale != "paper":
         items.insert(0, "OASIS-1, BraTS 2020, BraTS-Reg and ATLAS at 1 mm (160 x 192 x 144): they need data-use "
                         "agreements and FSL / FreeSurfer preprocessing; they are configured at scale paper "
                         "(config/papers/girnet.yaml, config/datasets.yaml). The demo is a synthetic-lesion study on "
-                        "real anatomy at coarse resolution, with smaller networks, a higher learning rate and far "
-                        "fewer epochs than the paper.")
+                        "real anatomy at coarse resolution (4 mm), with smaller networks, a 10x higher learning rate "
+                        "and a few hundred batches instead of 200 epochs.")
+        items.append("Demo registration loss: MONAI's local NCC (SYM-Net's original, papers.girnet.scales.demo."
+                     "registration.similarity: monai) instead of GIRNet's thresholded lncc, whose score is 1 wherever "
+                     "the warped image is flat: with 3-voxel windows at 4 mm the network learned to empty windows "
+                     "(deformation error 3 -> 40 mm within a few epochs). The segmentation and inpainting losses keep "
+                     "the thresholded form.")
     return items
