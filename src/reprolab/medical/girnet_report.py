@@ -461,8 +461,8 @@ def not_reproduced(scale: str) -> list[str]:
     items = [
         ("The paper's numbers: the card has none (the abstract has no numbers and the tables were not copied), so the "
          "claims table compares arms measured here, without a paper column."),
-        "Landmark error (BraTS-Reg): pairwise pre-operative / follow-up registration is not implemented; BraTS-Reg is "
-        "registered, unpacked and split (5 folds, 104 / 26) but training on it stops with a message.",
+        ("Landmark error (BraTS-Reg): pairwise pre-operative / follow-up registration is not implemented; BraTS-Reg is "
+        "registered, unpacked and split (5 folds, 104 / 26) but training on it stops with a message."),
         "Ablations over other k cycles (F2) are configurable (papers.girnet.cycle) but not run by default.",
         "PolyLR schedulers of the official utils/train_base.py are not used (constant learning rate).",
         ("Deliberate differences from ly1998117/GIRNet: the pretrained SYM-Net and inpainter are trained by the DAG "
