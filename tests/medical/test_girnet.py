@@ -209,3 +209,11 @@ def test_random_box_masks_cover_the_configured_fractions():
         edges = idx.max(0) - idx.min(0) + 1
         assert np.all(edges >= np.floor(np.array([20, 30, 10]) * 0.1))
         assert np.all(edges <= np.ceil(np.array([20, 30, 10]) * 0.8))
+
+
+def test_residual_inpainter_starts_as_the_warped_atlas():
+    x, y2x = torch.rand((1, 1, *SHAPE)), torch.rand((1, 1, *SHAPE))
+    mask = (torch.rand_like(x) > 0.5).float()
+    out = InpNet([4, 8, 8], residual=True)(x * (1 - mask), mask, y2x)
+    assert torch.allclose(out, y2x, atol=1e-3)
+    assert not torch.allclose(InpNet([4, 8, 8])(x * (1 - mask), mask, y2x), y2x, atol=1e-2)

@@ -170,10 +170,14 @@ class InpNet(nn.Module):
     ----------
     channels
         Features per level (level 0 at full resolution, each further level halves the grid).
+    residual
+        Predict a correction added to ``y2x`` instead of the volume itself (a project option
+        for short training; the official Inpainter2 predicts the volume).
     """
 
-    def __init__(self, channels: Sequence[int]) -> None:
+    def __init__(self, channels: Sequence[int], residual: bool = False) -> None:
         super().__init__()
+        self.residual = bool(residual)
         self.image_encoder = _Encoder(2, channels)
         self.atlas_encoder = _Encoder(1, channels)
         decoder_in = [2 * channels[-1]]
@@ -183,6 +187,10 @@ class InpNet(nn.Module):
             decoder_in.append(channels[level])
         self.decoder = nn.ModuleList(decoder)
         self.head = nn.Conv3d(channels[0], 1, kernel_size=3, padding=1)
+        if self.residual:  # start as the atlas in moving space (the correction is ~0)
+            with torch.no_grad():
+                self.head.weight.normal_(0.0, 1e-5)
+                self.head.bias.zero_()
 
     def forward(self, known: torch.Tensor, mask: torch.Tensor, y2x: torch.Tensor) -> torch.Tensor:
         image_features = self.image_encoder(torch.cat([known, mask], dim=1))
@@ -192,7 +200,8 @@ class InpNet(nn.Module):
             skip_i, skip_a = image_features[level], atlas_features[level]
             h = F.interpolate(h, size=skip_i.shape[2:], mode="trilinear", align_corners=False)
             h = block(torch.cat([h, skip_i, skip_a], dim=1))
-        return self.head(h)
+        out = self.head(h)
+        return y2x + out if self.residual else out
 
 
 class GIRNet(nn.Module):
@@ -201,7 +210,7 @@ class GIRNet(nn.Module):
     Parameters
     ----------
     networks
-        ``{reg: {channels, res_units}, seg: {channels, res_units}, inp: {channels}}``.
+        ``{reg: {channels, res_units}, seg: {channels, res_units}, inp: {channels, residual}}``.
     registration
         ``range_flow``, ``steps``, ``symmetric``, ``integration_downsize``.
     """
@@ -213,7 +222,7 @@ class GIRNet(nn.Module):
                           symmetric=registration["symmetric"],
                           integration_downsize=registration.get("integration_downsize", 1))
         self.gen = SegNet(networks["seg"]["channels"], networks["seg"].get("res_units", 1))
-        self.inp = InpNet(networks["inp"]["channels"])
+        self.inp = InpNet(networks["inp"]["channels"], residual=networks["inp"].get("residual", False))
 
     def module(self, name: str) -> nn.Module:
         """``reg``, ``gen`` or ``inp``."""

@@ -482,4 +482,9 @@ def not_reproduced(scale: str) -> list[str]:
                      "the warped image is flat: with 3-voxel windows at 4 mm the network learned to empty windows "
                      "(deformation error 3 -> 40 mm within a few epochs). The segmentation and inpainting losses keep "
                      "the thresholded form.")
+        items.append("Demo inpainter: it predicts a correction to the atlas warped into the subject "
+                     "(papers.girnet.scales.demo.networks.inp.residual: true) instead of the volume itself. Trained "
+                     "for a few hundred batches, the published form stays blurry, normal tissue then looks as "
+                     "unpredictable as the lesion, and the minimal-mutual-information mask grows to the whole brain "
+                     "(measured: 27,800 of 76,800 voxels, lesion Dice 0.05).")
     return items
