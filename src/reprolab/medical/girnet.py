@@ -127,14 +127,19 @@ class Fields:
 
 
 class SegNet(nn.Module):
-    """MaskG: a MONAI 3-D U-Net with a sigmoid output, ``m = SegNet(x)`` in [0, 1]."""
+    """MaskG: a MONAI 3-D U-Net with a sigmoid output, ``m = sigmoid(U(x) + output_bias)`` in [0, 1].
 
-    def __init__(self, channels: Sequence[int], res_units: int = 1) -> None:
+    ``output_bias`` (0 in the official MaskG) sets where the mask starts: -2 starts it nearly
+    empty (m ~ 0.12) instead of at m ~ 0.5 everywhere (a project option for short training).
+    """
+
+    def __init__(self, channels: Sequence[int], res_units: int = 1, output_bias: float = 0.0) -> None:
         super().__init__()
         self.unet = _unet(1, 1, channels, res_units)
+        self.output_bias = float(output_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.unet(x))
+        return torch.sigmoid(self.unet(x) + self.output_bias)
 
 
 def _block(in_channels: int, out_channels: int, stride: int) -> nn.Module:
@@ -221,7 +226,8 @@ class GIRNet(nn.Module):
                           range_flow=registration["range_flow"], steps=registration["steps"],
                           symmetric=registration["symmetric"],
                           integration_downsize=registration.get("integration_downsize", 1))
-        self.gen = SegNet(networks["seg"]["channels"], networks["seg"].get("res_units", 1))
+        self.gen = SegNet(networks["seg"]["channels"], networks["seg"].get("res_units", 1),
+                          output_bias=networks["seg"].get("output_bias", 0.0))
         self.inp = InpNet(networks["inp"]["channels"], residual=networks["inp"].get("residual", False))
 
     def module(self, name: str) -> nn.Module:

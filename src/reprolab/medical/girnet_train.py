@@ -141,8 +141,10 @@ def gen_step(model: GIRNet, x: torch.Tensor, y: torch.Tensor, settings: Mapping[
     m = model.gen(x)
     with torch.no_grad():
         region = (m > seg["mask_threshold"]).float()
-        x_f_hat = inpaint(model.inp, x, region, y2x, inp["keep_normal_tissue"])
-        x_b_hat = inpaint(model.inp, x, 1 - region, y2x, inp["keep_normal_tissue"])
+        # both inpaintings (of the mask from the rest, of the rest from the mask) as one batch of two
+        both = inpaint(model.inp, torch.cat([x, x]), torch.cat([region, 1 - region]), torch.cat([y2x, y2x]),
+                       inp["keep_normal_tissue"])
+        x_f_hat, x_b_hat = both[:1], both[1:]
     return segmentation_loss(x, m, x_f_hat, x_b_hat, int(seg["window"]), float(seg["ncc_threshold"]), eps)
 
 
@@ -153,11 +155,13 @@ def inp_step(model: GIRNet, x: torch.Tensor, y: torch.Tensor, settings: Mapping[
         y2x = warp(y, model.reg(x, y).yx)
         region = (model.gen(x) > settings["segmentation"]["mask_threshold"]).float()
         reference = histogram_match(y2x, x) if inp["histogram_match"] else y2x
+    masks = torch.cat([region, 1 - region])  # both inpaintings as one batch of two
+    recs = model.inp(torch.cat([x, x]) * (1 - masks), masks, torch.cat([y2x, y2x]))
     loss = x.new_zeros(())
-    for mask in (region, 1 - region):
-        rec = model.inp(x * (1 - mask), mask, y2x)
-        loss = loss + inpainting_loss(x, mask, reference, rec, int(inp["window"]), float(inp["ncc_threshold"]),
-                                      float(inp["weights"]["ncc"]), float(inp["weights"]["mse"]), inp["mse_region"])
+    for k in range(2):
+        loss = loss + inpainting_loss(x, masks[k:k + 1], reference, recs[k:k + 1], int(inp["window"]),
+                                      float(inp["ncc_threshold"]), float(inp["weights"]["ncc"]),
+                                      float(inp["weights"]["mse"]), inp["mse_region"])
     return loss
 
 
