@@ -66,7 +66,6 @@ rule girnet_pretrain:
         seed=GIR_SEEDS[0],
         device=config["device"],
         checkpoint_dir="checkpoints/girnet/pretrain",
-    threads: 2  # alone in the DAG while it runs
     resources:
         **train_resources("girnet"),
     log:

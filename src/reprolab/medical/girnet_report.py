@@ -475,7 +475,7 @@ def not_reproduced(scale: str) -> list[str]:
         items.insert(0, "OASIS-1, BraTS 2020, BraTS-Reg and ATLAS at 1 mm (160 x 192 x 144): they need data-use "
                         "agreements and FSL / FreeSurfer preprocessing; they are configured at scale paper "
                         "(config/papers/girnet.yaml, config/datasets.yaml). The demo is a synthetic-lesion study on "
-                        "real anatomy at coarse resolution (4 mm), with smaller networks, a 30x higher learning rate "
+                        "real anatomy at coarse resolution (4 mm), with smaller networks, a 10x higher learning rate (50x for the mask network) "
                         "and a few hundred batches instead of 200 epochs.")
         items.append("Demo registration loss: MONAI's local NCC (SYM-Net's original, papers.girnet.scales.demo."
                      "registration.similarity: monai) instead of GIRNet's thresholded lncc, whose score is 1 wherever "

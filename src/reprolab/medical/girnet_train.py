@@ -168,8 +168,9 @@ def inp_step(model: GIRNet, x: torch.Tensor, y: torch.Tensor, settings: Mapping[
 # --------------------------------------------------------------------------- training jobs
 
 
-def _adamw(module: torch.nn.Module, optim: Mapping[str, Any]) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(module.parameters(), lr=float(optim["lr"]), weight_decay=float(optim["weight_decay"]))
+def _adamw(module: torch.nn.Module, optim: Mapping[str, Any], name: str | None = None) -> torch.optim.Optimizer:
+    lr = float((optim.get("module_lr") or {}).get(name, optim["lr"]))
+    return torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=float(optim["weight_decay"]))
 
 
 def _write_history(path: str, history: list[dict[str, Any]], **extra: Any) -> None:
@@ -307,7 +308,7 @@ def train_arm(train_path: str, atlas_path: str, reg_path: str, inp_path: str, se
     model = build_model(settings, seed).to(dev)
     model.reg.load_state_dict(torch.load(reg_path, map_location=dev, weights_only=True)["reg"])
     model.inp.load_state_dict(torch.load(inp_path, map_location=dev, weights_only=True)["inp"])
-    opts = {m: _adamw(model.module(m), settings["optim"]) for m in arm.modules}
+    opts = {m: _adamw(model.module(m), settings["optim"], m) for m in arm.modules}
     cycle = module_cycle(arm, settings["cycle"]["order"], settings["cycle"]["k"])
     eps = segmentation_eps(int(np.prod(y.shape[2:])), float(settings["segmentation"]["eps_divisor"]))
     n = len(data)
@@ -329,6 +330,9 @@ def train_arm(train_path: str, atlas_path: str, reg_path: str, inp_path: str, se
                     terms_log.setdefault(f"reg_{t}", []).append(float(v))
             elif name == "gen":
                 loss = gen_step(model, x, y, settings, eps)
+                with torch.no_grad():  # how much of the volume the binary mask covers (diagnostic)
+                    terms_log.setdefault("mask_fraction", []).append(
+                        float((model.gen(x) > settings["segmentation"]["mask_threshold"]).float().mean()))
             else:
                 loss = inp_step(model, x, y, settings)
             opts[name].zero_grad(set_to_none=True)
