@@ -218,6 +218,15 @@ def registration_table(evals: Mapping[str, Mapping[int, Mapping[str, Any]]], str
         rows.append([arm_name(arm), cell("dice_mean"), *[cell(f"dice__{s}") for s in structures],
                      cell("dice_near_lesion_mean"), cell("lncc", 1.0, 3), cell("folding_percent", 1.0, 3),
                      cell("deformation_error_mm", 1.0, 2), cell("deformation_error_near_lesion_mm", 1.0, 2)])
+    first_arm = next(iter(evals), None)
+    if first_arm is not None and "dice_mean_identity" in next(iter(evals[first_arm].values()))["per_subject"]:
+        def ident(metric: str, scale: float, digits: int) -> str:
+            per = next(iter(evals[first_arm].values()))["per_subject"]
+            return f"{scale * np.mean(per[metric]):.{digits}f}" if metric in per else "-"
+
+        rows.append(["no registration (identity)", ident("dice_mean_identity", 100.0, 1), *["-"] * len(structures),
+                     "-", "-", "0", ident("deformation_error_identity_mm", 1.0, 2),
+                     ident("deformation_error_near_lesion_identity_mm", 1.0, 2)])
     return Table(title="T1: registration of the lesioned test subjects to the atlas", columns=columns, rows=rows,
                  note=("Dice x100 after warping the moving labels into the atlas; 'near lesion': atlas labels warped "
                        "into the moving space, within evaluation.near_lesion_mm of the true lesion. Deformation error: "
@@ -286,6 +295,11 @@ def _bars(evals: Mapping[str, Any], arms: Sequence[str], metrics: Sequence[tuple
             ax.bar(k, table.mean(), color=_colour(arm, arms), alpha=0.75)
             subj = table.mean(axis=0)
             ax.scatter(np.full(subj.shape, k) + np.linspace(-0.2, 0.2, len(subj)), subj, s=8, color="k", zorder=3)
+        reference = f"{metric.removesuffix('_mm')}_identity" + ("_mm" if metric.endswith("_mm") else "")
+        if shown and reference in next(iter(evals[shown[0]].values()))["per_subject"]:
+            ax.axhline(scale * unit_table(evals, shown[0], reference).mean(), color="grey", ls="--", lw=1,
+                       label="no registration")
+            ax.legend(fontsize=7)
         ax.set_xticks(range(len(shown)), [arm_name(a) for a in shown], rotation=30, ha="right", fontsize=7)
         ax.set(ylabel=label, title=f"{title}: {label}")
     save_figure(fig, path)
@@ -310,7 +324,7 @@ def _lesion_bars(evals: Mapping[str, Any], path: str) -> None:
 def _curves(histories: Mapping[str, Mapping[int, Mapping[str, Any]]], pretrain: Sequence[Mapping[str, Any]],
             path: str) -> None:
     modules = ("reg", "gen", "inp")
-    fig, axes = figure(ncols=4, width=3.6, height=3.2)
+    fig, axes = figure(ncols=5, width=3.4, height=3.2)
     for col, module in enumerate(modules):
         ax = axes[0, col]
         for arm, runs in histories.items():
@@ -326,12 +340,22 @@ def _curves(histories: Mapping[str, Mapping[int, Mapping[str, Any]]], pretrain: 
         if col == 0:
             ax.legend(fontsize=6)
     ax = axes[0, 3]
+    for arm, runs in histories.items():
+        series = [[e["mask_fraction"] for e in r["epochs"] if "mask_fraction" in e] for r in runs.values()]
+        series = [s for s in series if s]
+        if series:
+            n = min(len(s) for s in series)
+            ax.plot(range(1, n + 1), 100 * np.mean([s[:n] for s in series], axis=0), marker="o", ms=3,
+                    color=_colour(arm, list(histories)), label=arm_name(arm))
+    ax.set(xlabel="epoch", ylabel="% of the volume", title="mask m > 0.5 (training batches)")
+    ax = axes[0, 4]
+    twin = ax.twinx()
     for k, record in enumerate(pretrain):
-        key = "loss_reg" if record["job"] == "pretrain_reg" else "loss_inp"
+        key, target = ("loss_reg", ax) if record["job"] == "pretrain_reg" else ("loss_inp", twin)
         values = [e[key] for e in record["epochs"]]
-        ax.plot(range(1, len(values) + 1), values, marker="o", ms=3, color=PALETTE[k], label=record["job"])
-    ax.set(xlabel="epoch", ylabel="loss", title="pretraining")
-    ax.legend(fontsize=7)
+        target.plot(range(1, len(values) + 1), values, marker="o", ms=3, color=PALETTE[k], label=record["job"])
+        target.set_ylabel(key, color=PALETTE[k])
+    ax.set(xlabel="epoch", title="pretraining")
     save_figure(fig, path)
 
 

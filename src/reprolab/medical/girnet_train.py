@@ -515,6 +515,9 @@ def _evaluate_subject(model: GIRNet, subject: Mapping[str, torch.Tensor | None],
     per_structure = _structure_dice(warped_labels, ctx.atlas_labels, ctx.structures)
     record.update({f"dice__{k}": v for k, v in per_structure.items()})
     record["dice_mean"] = float(np.mean(list(per_structure.values())))
+    # the same numbers without any registration (identity map), the reference every arm should beat
+    record["dice_mean_identity"] = float(np.mean(list(_structure_dice(labels_np, ctx.atlas_labels,
+                                                                      ctx.structures).values())))
     record["folding_percent"] = 100.0 * folding_fraction(fields.xy)
     record["lncc"] = lncc(x_to_y, y, ctx.window)
     record["lesion_voxels"] = float(lesion.sum())
@@ -526,8 +529,11 @@ def _evaluate_subject(model: GIRNet, subject: Mapping[str, torch.Tensor | None],
         error = (fields.yx[0] - subject["u_true"][0]).norm(dim=0).cpu().numpy() * ctx.vox
         brain = labels_np != BACKGROUND
         record["deformation_error_mm"] = float(error[brain & ~lesion].mean())
+        identity_error = subject["u_true"][0].norm(dim=0).cpu().numpy() * ctx.vox
+        record["deformation_error_identity_mm"] = float(identity_error[brain & ~lesion].mean())
         if region is not None:
             record["deformation_error_near_lesion_mm"] = float(error[region & ~lesion].mean())
+            record["deformation_error_near_lesion_identity_mm"] = float(identity_error[region & ~lesion].mean())
     det = jacobian_determinant(fields.xy)[0].cpu().numpy()
     k = int(np.argmax(lesion.sum(axis=(0, 1)))) if lesion.any() else x.shape[-1] // 2
     panel = {"x": x[0, 0, :, :, k].cpu().numpy(), "y": y[0, 0, :, :, k].cpu().numpy(),
