@@ -20,6 +20,11 @@ if set(GIR_ARMS) - set(GIRNET["arms"]):
         f"config key papers.girnet.scales.{SCALE}.run_arms: {sorted(set(GIR_ARMS) - set(GIRNET['arms']))} are not "
         f"arms of papers.girnet.arms ({', '.join(GIRNET['arms'])}); fix the names"
     )
+if set(GIRNET.get("arm_epochs") or {}) - set(GIRNET["arms"]):
+    raise WorkflowError(
+        f"config key papers.girnet.scales.{SCALE}.arm_epochs: "
+        f"{sorted(set(GIRNET['arm_epochs']) - set(GIRNET['arms']))} are not arms of papers.girnet.arms; fix the names"
+    )
 GIR_RUNS = expand("results/girnet/{arm}_s{seed}", arm=GIR_ARMS, seed=GIR_SEEDS)
 
 

@@ -474,7 +474,8 @@ def data_notes(settings: Mapping[str, Any], scale: str) -> list[str]:
         notes = [(f"Training set {data['train_set']}, fold {data['fold']} of {data['folds']} (regenerated with seed "
                  f"{settings['data_seed']}), {' x '.join(map(str, data['shape']))} voxels at 1 mm.")]
     notes.append(f"Arms: {', '.join(arm_name(a) for a in settings['arms'])}; seeds {settings['seeds']}; optimiser "
-                 f"{settings['optim']}; {settings['epochs']} epochs after pretraining {settings['pretrain']}.")
+                 f"{settings['optim']}; {settings['epochs']} epochs (per arm: {settings.get('arm_epochs') or 'the same'}) "
+                 f"after pretraining {settings['pretrain']}.")
     notes.append(f"Registration {settings['registration']}; segmentation {settings['segmentation']}; inpainting "
                  f"{settings['inpainting']}; cycle {settings['cycle']}.")
     return notes

@@ -83,6 +83,11 @@ def arm_from_config(settings: Mapping[str, Any], name: str) -> Arm:
                cost_function_masking=bool(spec.get("cost_function_masking", False)))
 
 
+def arm_epochs(settings: Mapping[str, Any], arm_name: str) -> int:
+    """Training epochs of an arm: ``arm_epochs[arm]`` where given, else ``epochs``."""
+    return int((settings.get("arm_epochs") or {}).get(arm_name, settings["epochs"]))
+
+
 def module_cycle(arm: Arm, order: list[str], k: Mapping[str, int]) -> list[str]:
     """The repeating sequence of modules one batch each updates, e.g. ``[reg, gen, gen, inp, inp]``."""
     cycle = [m for m in order if m in arm.modules for _ in range(int(k[m]))]
@@ -296,7 +301,7 @@ def _training_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
 def train_arm(train_path: str, atlas_path: str, reg_path: str, inp_path: str, settings: Mapping[str, Any],
               arm_name: str, seed: int, out_model: str, out_history: str, checkpoint_dir: str,
               device: str = "auto", threads: int = 1) -> None:
-    """Train one arm for ``settings['epochs']`` epochs over the lesioned training subjects.
+    """Train one arm for :func:`arm_epochs` epochs over the lesioned training subjects.
 
     Every module starts from the same weights in every arm of a seed: the pretrained
     registration and inpainter, and a segmentation network initialised from ``seed``.
@@ -346,7 +351,7 @@ def train_arm(train_path: str, atlas_path: str, reg_path: str, inp_path: str, se
     stateful = {**{m: model.module(m) for m in MODULES}, **{f"opt_{m}": o for m, o in opts.items()}}
     key = run_key({"job": "train", "arm": settings["arms"][arm_name], "settings": _training_settings(settings),
                    "seed": seed})
-    history = run_epochs(epoch_fn, stateful, int(settings["epochs"]), seed, key, checkpoint_dir, desc=arm.name)
+    history = run_epochs(epoch_fn, stateful, arm_epochs(settings, arm_name), seed, key, checkpoint_dir, desc=arm.name)
     _save_state(out_model, {m: model.module(m).state_dict() for m in MODULES})
     _write_history(out_history, history, arm=arm.name, seed=seed, modules=list(arm.modules), cycle=cycle)
 
