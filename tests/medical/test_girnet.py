@@ -217,3 +217,19 @@ def test_residual_inpainter_starts_as_the_warped_atlas():
     out = InpNet([4, 8, 8], residual=True)(x * (1 - mask), mask, y2x)
     assert torch.allclose(out, y2x, atol=1e-3)
     assert not torch.allclose(InpNet([4, 8, 8])(x * (1 - mask), mask, y2x), y2x, atol=1e-2)
+
+
+def test_structures_are_warped_label_by_label_with_linear_interpolation():
+    from reprolab.medical.girnet_train import structure_masks, warp_structures
+
+    labels = np.zeros(SHAPE, dtype=np.int64)
+    labels[4:10, 4:10, 4:10] = 2
+    labels[10:12, 4:10, 4:10] = 3
+    masks = structure_masks(labels, {"a": [2], "both": [2, 3]})
+    assert masks.shape == (1, 2, *SHAPE) and masks[0, 1].sum() == 6 * 6 * 6 + 2 * 6 * 6
+    same = warp_structures(masks, torch.zeros((1, 3, *SHAPE)))
+    assert torch.equal(same, masks[0].bool())
+    shift = torch.zeros((1, 3, *SHAPE))
+    shift[:, 0] = 0.6  # sample 0.6 voxel further along axis 0: the box moves down one voxel
+    moved = warp_structures(masks, shift)[0]
+    assert moved[2, 5, 5] == 0 and moved[3, 5, 5] == 1 and moved[8, 5, 5] == 1 and moved[9, 5, 5] == 0

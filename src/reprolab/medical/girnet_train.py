@@ -45,7 +45,7 @@ from reprolab.medical.girnet import (
     segmentation_loss,
 )
 from reprolab.medical.girnet_data import SubjectSet, read_atlas
-from reprolab.medical.registration import NEAREST, dice, folding_fraction, jacobian_determinant, lncc, warp
+from reprolab.medical.registration import dice, folding_fraction, jacobian_determinant, lncc, warp
 
 log = logging.getLogger("reprolab.girnet")
 
@@ -491,15 +491,27 @@ class _EvalContext:
     keep_normal: bool
 
 
-def _structure_dice(pred: np.ndarray, truth: np.ndarray, structures: Mapping[str, list[int]],
-                    region: np.ndarray | None = None) -> dict[str, float]:
-    out = {}
-    for name, values in structures.items():
-        a, b = np.isin(pred, values), np.isin(truth, values)
-        if region is not None:
-            a, b = a & region, b & region
-        out[name] = dice(a, b)
-    return out
+def structure_masks(labels: np.ndarray | torch.Tensor, structures: Mapping[str, list[int]]) -> torch.Tensor:
+    """``[1, S, X, Y, Z]`` float masks of the structures (one channel each) of a label volume."""
+    labels = torch.as_tensor(np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels))
+    return torch.stack([torch.isin(labels, torch.as_tensor(v)) for v in structures.values()]).float()[None]
+
+
+def warp_structures(masks: torch.Tensor, ddf: torch.Tensor) -> torch.Tensor:
+    """Each structure's mask warped by linear interpolation and kept where >= 0.5 (bool, ``[S, X, Y, Z]``).
+
+    As the official ``spatial_transform(ismask=True)``: label by label, interpolated and rounded,
+    so sub-voxel displacements move the boundaries (nearest neighbour would not).
+    """
+    return (warp(masks.to(ddf.device), ddf) >= 0.5)[0]
+
+
+def _dice_per_structure(pred: torch.Tensor | np.ndarray, truth: torch.Tensor | np.ndarray,
+                        names: list[str], region: np.ndarray | None = None) -> dict[str, float]:
+    pred, truth = np.asarray(pred, dtype=bool), np.asarray(truth, dtype=bool)
+    if region is not None:
+        pred, truth = pred & region, truth & region
+    return {name: dice(pred[k], truth[k]) for k, name in enumerate(names)}
 
 
 def _evaluate_subject(model: GIRNet, subject: Mapping[str, torch.Tensor | None],
@@ -508,27 +520,29 @@ def _evaluate_subject(model: GIRNet, subject: Mapping[str, torch.Tensor | None],
 
     x, labels, y = subject["x"], subject["labels"], ctx.y
     lesion = subject["lesion"][0, 0].cpu().numpy() > 0.5
+    names = list(ctx.structures)
+    moving_masks, atlas_masks = structure_masks(labels[0], ctx.structures), structure_masks(ctx.atlas_labels,
+                                                                                             ctx.structures)
     with torch.no_grad():
         fields = model.reg(x, y)
         x_to_y = warp(x, fields.xy)
-        warped_labels = warp(labels[:, None].float(), fields.xy, mode=NEAREST)[0, 0].round().long().cpu().numpy()
-        atlas_in_x = warp(torch.as_tensor(ctx.atlas_labels, device=x.device)[None, None].float(), fields.yx,
-                          mode=NEAREST)[0, 0].round().long().cpu().numpy()
+        warped = warp_structures(moving_masks, fields.xy).cpu().numpy()
+        atlas_in_x = warp_structures(atlas_masks, fields.yx).cpu().numpy()
         y2x = warp(y, fields.yx)
     labels_np = labels[0].cpu().numpy()
     record: dict[str, float] = {}
-    per_structure = _structure_dice(warped_labels, ctx.atlas_labels, ctx.structures)
+    per_structure = _dice_per_structure(warped, atlas_masks[0].numpy(), names)
     record.update({f"dice__{k}": v for k, v in per_structure.items()})
     record["dice_mean"] = float(np.mean(list(per_structure.values())))
     # the same numbers without any registration (identity map), the reference every arm should beat
-    record["dice_mean_identity"] = float(np.mean(list(_structure_dice(labels_np, ctx.atlas_labels,
-                                                                      ctx.structures).values())))
+    record["dice_mean_identity"] = float(np.mean(list(_dice_per_structure(moving_masks[0].numpy(),
+                                                                          atlas_masks[0].numpy(), names).values())))
     record["folding_percent"] = 100.0 * folding_fraction(fields.xy)
     record["lncc"] = lncc(x_to_y, y, ctx.window)
     record["lesion_voxels"] = float(lesion.sum())
     region = binary_dilation(lesion, structure=ctx.near) if lesion.any() else None
     if region is not None:
-        near = _structure_dice(atlas_in_x, labels_np, ctx.structures, region)
+        near = _dice_per_structure(atlas_in_x, moving_masks[0].numpy(), names, region)
         record["dice_near_lesion_mean"] = float(np.mean(list(near.values())))
     if subject["u_true"] is not None:
         error = (fields.yx[0] - subject["u_true"][0]).norm(dim=0).cpu().numpy() * ctx.vox
