@@ -244,13 +244,13 @@ def lesion_table(evals: Mapping[str, Mapping[int, Mapping[str, Any]]]) -> Table:
         polarity = ", ".join(f"s{seed}: {r['polarity']} (train Dice m {100 * r['train_lesion_dice']['m']:.1f} / "
                              f"1-m {100 * r['train_lesion_dice']['1-m']:.1f})" for seed, r in sorted(runs.items()))
 
-        def cell(metric: str, scale: float = 100.0, _arm: str = arm) -> str:
-            return _mean_sd(unit_table(evals, _arm, metric), scale)
+        def cell(metric: str, scale: float = 100.0, digits: int = 1, _arm: str = arm) -> str:
+            return _mean_sd(unit_table(evals, _arm, metric), scale, digits)
 
-        mae = cell("inpainting_mae_lesion", 1.0) if "inpainting_mae_lesion" in first["per_subject"] else "-"
+        mae = cell("inpainting_mae_lesion", 1.0, 3) if "inpainting_mae_lesion" in first["per_subject"] else "-"
         rows.append([arm_name(arm), polarity, cell("lesion_dice"), cell("lesion_dice_m"), cell("lesion_dice_inverse"),
-                     cell("lesion_dice_random_mask"), cell("lesion_dice_random_voxels"), cell("mask_voxels", 1.0),
-                     cell("lesion_voxels", 1.0), mae])
+                     cell("lesion_dice_random_mask"), cell("lesion_dice_random_voxels"), cell("mask_voxels", 1.0, 0),
+                     cell("lesion_voxels", 1.0, 0), mae])
     return Table(title="T2: unsupervised lesion segmentation (test subjects)",
                  columns=["method", "polarity chosen on the training subjects", "Dice (chosen polarity)", "Dice m",
                           "Dice 1-m", "random mask, same size", "random voxels, same number", "mask voxels",
