@@ -19,6 +19,7 @@ configfile: "config/papers/energy.yaml"
 configfile: "config/papers/mman.yaml"
 configfile: "config/papers/planes.yaml"
 configfile: "config/papers/mmcbm.yaml"
+configfile: "config/papers/girnet.yaml"
 
 
 wildcard_constraints:
@@ -40,6 +41,7 @@ include: "workflow/rules/energy.smk"
 include: "workflow/rules/mman.smk"
 include: "workflow/rules/planes.smk"
 include: "workflow/rules/mmcbm.smk"
+include: "workflow/rules/girnet.smk"
 include: "workflow/rules/index.smk"
 
 
