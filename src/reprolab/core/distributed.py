@@ -249,15 +249,17 @@ def _worker(fn: Callable[..., Any], args: tuple[Any, ...], backend: str, log_pat
 
 
 @contextlib.contextmanager
-def _main_script_hidden() -> Iterator[None]:
+def _main_script_hidden(fn: Callable[..., Any]) -> Iterator[None]:
     """Keep spawned processes from re-running the ``__main__`` script (a Snakemake script has no main guard).
 
     multiprocessing's spawn re-executes the parent's main file in every child unless the main
-    module was started with ``-m``; the children here only need the function they run.
+    module was started with ``-m``; the children only need the function they run, unless that
+    function lives in the main script itself (a guarded command-line script): then it stays.
     """
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None)
-    if main is None or path is None or getattr(getattr(main, "__spec__", None), "name", None):
+    if (main is None or path is None or getattr(getattr(main, "__spec__", None), "name", None)
+            or getattr(fn, "__module__", None) == "__main__"):
         yield
         return
     del main.__file__
@@ -275,7 +277,7 @@ def _launch_here(fn: Callable[..., Any], args: tuple[Any, ...], nodes: int, proc
     config = LaunchConfig(min_nodes=nodes, max_nodes=nodes, nproc_per_node=procs, rdzv_backend="c10d",
                           rdzv_endpoint=endpoint, run_id=run_id, max_restarts=0, start_method="spawn",
                           monitor_interval=0.5)
-    with _main_script_hidden():
+    with _main_script_hidden(fn):
         results = elastic_launch(config, _worker)(fn, args, backend, log_path, result_path)
     return results.get(0) if results else None
 
