@@ -21,10 +21,17 @@ def market(n_dates: int, n_stocks: int, seed: int = 0) -> tuple[np.ndarray, np.n
     return y, dates
 
 
-def model(y: np.ndarray, hit: float, seeds: int = 3, seed: int = 1) -> np.ndarray:
-    """``[seeds, n]`` predictions right with probability ``hit`` (balanced errors)."""
+def model(y: np.ndarray, hit: float, seeds: int = 3, seed: int = 1, churn: float = 0.1) -> np.ndarray:
+    """``[seeds, n]`` predictions right with probability ``hit`` (balanced errors).
+
+    Like networks trained with different seeds, the seeds share most predictions: each redraws
+    a fraction ``churn`` of them.
+    """
     rng = np.random.default_rng(seed)
-    return np.where(rng.random((seeds, len(y))) < hit, y, 1 - y)
+    shared = rng.random(len(y)) < hit
+    redraw = rng.random((seeds, len(y))) < churn
+    right = np.where(redraw, rng.random((seeds, len(y))) < hit, shared[None, :])
+    return np.where(right, y, 1 - y)
 
 
 # --- C1: MMAN has higher accuracy and MCC than another model -------------------------------------
@@ -50,7 +57,7 @@ def test_beats_needs_both_metrics():
     rng = np.random.default_rng(3)
     dates = np.repeat(np.arange(60), 40)
     y = (rng.random(len(dates)) < 0.7).astype(int)  # 70 % up
-    informative = np.stack([np.where(rng.random(len(y)) < 0.62, y, 1 - y) for _ in range(3)])
+    informative = model(y, 0.62, seed=11)
     always_up = np.ones_like(informative)  # accuracy 70 %, MCC 0
     cmps = R.classification_comparisons(y, dates, informative, always_up, 500)
     assert cmps["mcc"].low > 0 and cmps["accuracy"].high < 0

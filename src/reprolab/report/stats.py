@@ -18,13 +18,13 @@ sources of noise, and :func:`paired_comparison` estimates both from the per-unit
 With the per-seed, per-unit differences ``d[s, i]`` laid out as a two-way table
 (seeds x units), the variance of the mean difference is estimated from the two-way ANOVA
 mean squares, ``Var = (MS_seed + MS_unit - MS_residual) / (S n)`` (an unbiased estimate of
-``sigma_seed^2 / S + sigma_unit^2 / n + sigma_residual^2 / (S n)``); when the seed mean
-square does not exceed the residual one, the seed term is pooled into the residual
-(``Var = MS_unit / (S n)``). The interval is Student-t with Satterthwaite's degrees of
-freedom. Two
-seeds give one degree of freedom for training variability, and the interval says so by its
-width. With one seed training variability cannot be estimated; the comparison records that
-and its description says so.
+``sigma_seed^2 / S + sigma_unit^2 / n + sigma_residual^2 / (S n)``). The seed term is kept
+only when a preliminary F test (``MS_seed / MS_residual``) exceeds its 75th percentile and
+is otherwise pooled into the residual ("sometimes pool", :data:`POOL_ALPHA`), and only with
+at least :data:`MIN_SEEDS` seeds per arm: with one or two seeds training variability has at
+most one degree of freedom, which would make the interval a lottery, so the comparison is
+conditional on the trained networks and its description says so. The interval is Student-t
+with Satterthwaite's degrees of freedom.
 
 For 0/1 outcomes the variance never falls below the Agresti-Min variance of the pooled
 paired table (half a count added to each cell; Agresti & Min, Biometrics 61:515, 2005), so
@@ -36,11 +36,14 @@ Verdicts
 --------
 :func:`superiority`, :func:`equivalence` and :func:`non_inferiority` turn an interval into a
 :class:`Verdict`; each can come out inconclusive, and when the interval at this scale is too
-wide for "supported" ever to be reached, the reason says so. :func:`above_chance` and
+wide for "supported" ever to be reached, the reason says so. Equivalence and non-inferiority
+read the same two-sided 95 % interval, i.e. two one-sided tests at 2.5 % each (stricter than
+the common 90 % TOST interval); read margins accordingly. :func:`above_chance` and
 :func:`significance` cover one-arm and test-statistic claims, :func:`require` makes a verdict
-conditional on preconditions (an equivalence of two arms at chance is not a reproduction),
-and :func:`across_settings` reports a claim judged at a pre-registered setting together with
-every other configured setting ("setting-dependent" when they flip).
+on preconditions (an equivalence of two arms at chance is not a reproduction; a failed
+precondition never hides a "not supported"), and :func:`across_settings` reports a claim
+judged at a pre-registered setting together with every other configured setting
+("setting-dependent" when two of them conflict).
 """
 
 from __future__ import annotations
@@ -230,7 +233,12 @@ class Comparison:
         seeds = f"{self.n_seeds[0]} + {self.n_seeds[1]} {self.seeds}" if self.n_seeds[0] != self.n_seeds[1] \
             else f"{self.n_seeds[0]} {self.seeds if self.n_seeds[0] != 1 else one} per arm"
         what = "training variability" if self.seeds == "seeds" else f"variability across {self.seeds}"
-        caveat = "" if self.seeds_known else f"; {what} not estimable from one {one}"
+        count = self.n_seeds[0] if self.n_seeds[0] == self.n_seeds[1] else min(self.n_seeds)
+        these = f"this one {one}" if count == 1 else f"these {count} {self.seeds}"
+        caveat = "" if self.seeds_known else (
+            f"; conditional on {these}: {what} needs at least {MIN_SEEDS} {self.seeds} to be estimated")
+        if np.isfinite(self.df) and self.df < 30:
+            caveat += f"; t with {self.df:.1f} df"
         return (f"{f.format(scale * self.estimate)}{unit} ({round(100 * self.level)} % CI "
                 f"{f.format(scale * self.low)} to {f.format(scale * self.high)}; {self.n_units} {self.units}, "
                 f"{seeds}; {self.method}{caveat})")
@@ -245,6 +253,39 @@ def _as_table(x: Any, name: str) -> np.ndarray:
     return arr
 
 
+#: With fewer seeds per arm than this, training variability is not estimated: the comparison is
+#: conditional on the trained networks (one or two seeds give at most one degree of freedom for it,
+#: and a 1-df term makes the interval a lottery), and its description says so.
+MIN_SEEDS = 3
+#: Level of the preliminary F test that keeps a seed term in the variance ("sometimes pool":
+#: Bozivich, Bancroft & Hartley, Ann. Math. Stat. 27:1017, 1956); below it the seed term is pooled.
+POOL_ALPHA = 0.25
+
+
+def _seed_term(seed_var: float, resid_var: float, n_seeds: int, resid_df: float) -> tuple[float, list[tuple[float, float]], str]:
+    """Variance that training seeds add to a mean difference, its Satterthwaite terms, and a note.
+
+    Parameters
+    ----------
+    seed_var
+        Variance of the per-seed differences divided by the number of seeds.
+    resid_var
+        What ``seed_var`` is expected to be without any seed effect (the seed x unit
+        interaction, already inside the test-set term).
+    n_seeds
+        Seeds per arm.
+    resid_df
+        Degrees of freedom of ``resid_var``.
+    """
+    if n_seeds < MIN_SEEDS:
+        return 0.0, [], ""
+    ratio = seed_var / resid_var if resid_var > 0 else math.inf
+    keep = seed_var > resid_var and ratio > _st.f.ppf(1 - POOL_ALPHA, n_seeds - 1, max(resid_df, 1))
+    if not keep:
+        return 0.0, [], f"seed term pooled (F = {ratio:.2f})"
+    return seed_var - resid_var, [(seed_var, n_seeds - 1), (resid_var, resid_df)], f"seed term kept (F = {ratio:.2f})"
+
+
 def _satterthwaite(terms: Sequence[tuple[float, float]], total: float | None = None) -> float:
     """Satterthwaite's degrees of freedom of a combination of independent variance terms.
 
@@ -256,8 +297,7 @@ def _satterthwaite(terms: Sequence[tuple[float, float]], total: float | None = N
     denom = sum(v * v / df for v, df in used)
     if total <= 0 or denom <= 0:
         return math.inf
-    # A subtracted term can push the approximation below the smallest term's own df; never go below it.
-    return max(total * total / denom, min(df for _, df in used))
+    return max(total * total / denom, 1.0)
 
 
 def _cluster_var(values: np.ndarray, groups: np.ndarray | None) -> tuple[float, int]:
@@ -269,6 +309,12 @@ def _cluster_var(values: np.ndarray, groups: np.ndarray | None) -> tuple[float, 
     g = int(idx.max()) + 1
     sums = np.bincount(idx, weights=values - values.mean(), minlength=g)
     return (float(g / (g - 1) * (sums ** 2).sum() / n ** 2) if g > 1 else 0.0), g
+
+
+def _group_means(values: np.ndarray, groups: Any) -> np.ndarray:
+    """Mean of ``values`` in each group."""
+    _, idx = np.unique(np.asarray(groups), return_inverse=True)
+    return np.bincount(idx, weights=values) / np.bincount(idx)
 
 
 def _pseudo_count_var(per_unit: np.ndarray) -> float:
@@ -334,31 +380,26 @@ def paired_comparison(a: Any, b: Any, binary: bool | None = None, groups: Any = 
     estimate = float(per_unit.mean())
     unit_var, n_units = _cluster_var(per_unit, groups)
     terms: list[tuple[float, float]] = [(unit_var, n_units - 1)]
-    seeds_known = min(sa, sb) > 1
+    seeds_known = min(sa, sb) >= MIN_SEEDS
+    var, seed_note = unit_var, ""
     if pair_seeds and seeds_known:
         d = a - b
-        seed_var = float(d.mean(1).var(ddof=1)) / sa
         resid = d - d.mean(1, keepdims=True) - d.mean(0, keepdims=True) + d.mean()
         ms_res = float((resid ** 2).sum()) / ((sa - 1) * (n - 1)) if n > 1 else 0.0
-        seed_extra = seed_var - ms_res / (sa * n)  # sigma_seed^2 / S, unbiased
-        if seed_extra > 0:
-            var = unit_var + seed_extra
-            terms += [(seed_var, sa - 1), (ms_res / (sa * n), (sa - 1) * (n - 1))]
-        else:  # no seed effect beyond the seed x unit interaction, which unit_var already holds
-            var = unit_var
-    elif seeds_known:
+        extra, seed_terms, seed_note = _seed_term(float(d.mean(1).var(ddof=1)) / sa, ms_res / (sa * n), sa,
+                                                  (sa - 1) * (n - 1))
+        var, terms = unit_var + extra, terms + seed_terms
+    elif seeds_known:  # unpaired seeds: each arm's seed spread (conservative: it also holds the interaction)
         seed_terms = [(float(x.mean(1).var(ddof=1)) / len(x), len(x) - 1) for x in (a, b)]
-        var = unit_var + sum(v for v, _ in seed_terms)
-        terms += seed_terms
-    else:
-        var = unit_var
+        var, terms = unit_var + sum(v for v, _ in seed_terms), terms + seed_terms
     df = _satterthwaite(terms, var)
-    if binary:
-        var = max(var, _pseudo_count_var(per_unit))
+    if binary:  # the floor counts clusters, not units, when units are grouped
+        var = max(var, _pseudo_count_var(per_unit if groups is None else _group_means(per_unit, groups)))
     se, low, high = _interval(estimate, var, df, level)
     method = (f"paired over {units}" + (" (clustered by group)" if groups is not None else "")
               + (f" and {seeds}" if pair_seeds and seeds_known else "")
-              + ", two-way variance, Satterthwaite t" + (", Agresti-Min floor" if binary else ""))
+              + ", two-way variance" + (f", {seed_note}" if seed_note else "") + ", Satterthwaite t"
+              + (", Agresti-Min floor" if binary else ""))
     return Comparison(estimate=estimate, low=low, high=high, se=se, df=df, n_units=n_units, n_seeds=(sa, sb),
                       seeds_known=seeds_known, method=method, level=level, units=units, seeds=seeds)
 
@@ -457,22 +498,31 @@ def metric_comparison(y_true: Any, pred_a: Any, pred_b: Any, metric: str | Calla
         _, idx = np.unique(np.asarray(groups), return_inverse=True)
         n_units = int(idx.max()) + 1
         weights = rng.multinomial(n_units, np.full(n_units, 1 / n_units), size=n_boot).astype(float)[:, idx]
-    boot = fn(_confusions(y, a, weights, k)).mean(1) - fn(_confusions(y, b, weights, k)).mean(1)
+    boot_a, boot_b = fn(_confusions(y, a, weights, k)), fn(_confusions(y, b, weights, k))  # [B, seeds]
+    boot = boot_a.mean(1) - boot_b.mean(1)
     unit_var = float(boot.var(ddof=1))
     terms: list[tuple[float, float]] = [(unit_var, n_units - 1)]
-    seeds_known = min(sa, sb) > 1
-    if seeds_known:
-        if sa == sb:
-            terms.append((float((ma - mb).var(ddof=1)) / sa, sa - 1))
-        else:
-            terms += [(float(m.var(ddof=1)) / len(m), len(m) - 1) for m in (ma, mb)]
+    seeds_known = min(sa, sb) >= MIN_SEEDS
+    var, seed_note = unit_var, ""
+    if seeds_known and sa == sb:
+        # Per-seed differences vary with training and with the seed x unit interaction; the
+        # bootstrap variance of each seed's deviation from the seed mean estimates the latter
+        # (as MS_res does in paired_comparison), without the units' common effect.
+        deviation = (boot_a - boot_b) - boot[:, None]
+        interaction = float(deviation.var(0, ddof=1).mean()) * sa / (sa - 1)
+        extra, seed_terms, seed_note = _seed_term(float((ma - mb).var(ddof=1)) / sa, interaction / sa, sa,
+                                                  n_units - 1)
+        var, terms = unit_var + extra, terms + seed_terms
+    elif seeds_known:
+        seed_terms = [(float(m.var(ddof=1)) / len(m), len(m) - 1) for m in (ma, mb)]
+        var, terms = unit_var + sum(v for v, _ in seed_terms), terms + seed_terms
+    df = _satterthwaite(terms, var)
     # Floor: the Agresti-Min standard error of a paired table with no discordant unit.
-    var = max(sum(v for v, _ in terms), (1.0 / (n_units + 2)) ** 2)
-    df = _satterthwaite(terms)
+    var = max(var, (1.0 / (n_units + 2)) ** 2)
     se, low, high = _interval(estimate, var, df, level)
     name = metric if isinstance(metric, str) else getattr(metric, "__name__", "metric")
     method = (f"{name}: bootstrap over {'groups' if groups is not None else 'units'} ({n_boot} resamples, paired)"
-              + (" + seed spread" if seeds_known else "") + ", Satterthwaite t")
+              + (f" + seed spread, {seed_note}" if seed_note else "") + ", Satterthwaite t")
     return Comparison(estimate=estimate, low=low, high=high, se=se, df=df, n_units=n_units, n_seeds=(sa, sb),
                       seeds_known=seeds_known, method=method, level=level)
 
@@ -501,17 +551,25 @@ def _pts(x: float, scale: float, unit: str) -> str:
 def superiority(cmp: Comparison, min_effect: float = 0.0, scale: float = 100.0, unit: str = " points") -> Verdict:
     """Claim "A is better than B" (by at least ``min_effect``, the smallest effect of interest).
 
-    Supported when the interval lies above zero and does not exclude ``min_effect``; not
-    supported when it lies below ``min_effect`` (the claimed gain is ruled out, or A is
-    worse); inconclusive otherwise.
+    Supported when the interval lies above zero and the estimate reaches ``min_effect``; not
+    supported when the whole interval lies below ``min_effect`` (the claimed gain is ruled out,
+    or A is worse); inconclusive otherwise. With ``min_effect = 0`` a null effect can only be
+    inconclusive ("not supported" then needs A measurably worse), and the reason says so.
     """
     text = cmp.describe(scale, unit)
-    if cmp.low > 0 and cmp.high >= min_effect:
-        return Verdict("supported", f"A - B = {text}: the interval lies above 0.")
+    bound = _pts(min_effect, scale, unit)
+    if cmp.low > 0 and cmp.estimate >= min_effect:
+        extra = f" and the estimate reaches the smallest effect of interest ({bound})" if min_effect > 0 else ""
+        return Verdict("supported", f"A - B = {text}: the interval lies above 0{extra}.")
     if cmp.high < min_effect:
-        bound = f"the smallest effect of interest ({_pts(min_effect, scale, unit)})" if min_effect > 0 else "0"
-        return Verdict("not supported", f"A - B = {text}: the interval lies below {bound}.")
-    return Verdict("inconclusive", f"A - B = {text}: the interval contains 0.")
+        what = f"the smallest effect of interest ({bound})" if min_effect > 0 else "0"
+        return Verdict("not supported", f"A - B = {text}: the interval lies below {what}.")
+    if cmp.low > 0:
+        return Verdict("inconclusive", f"A - B = {text}: above 0, but the estimate is below the smallest effect of "
+                                       f"interest ({bound}) and the interval does not rule it out.")
+    note = (" With no smallest effect of interest, 'not supported' would need A measurably worse than B."
+            if min_effect <= 0 else "")
+    return Verdict("inconclusive", f"A - B = {text}: the interval contains 0.{note}")
 
 
 def equivalence(cmp: Comparison, margin: float, scale: float = 100.0, unit: str = " points") -> Verdict:
@@ -599,15 +657,19 @@ def significance(p_value: float, direction_ok: bool, alpha: float = 0.05, smalle
 
 
 def require(verdict: Verdict, **preconditions: Verdict) -> Verdict:
-    """``verdict`` if every precondition is supported, else inconclusive naming what failed.
+    """``verdict``, but "supported" only if every precondition is supported.
 
-    Example: an equivalence of two accuracies counts only if both arms are above chance.
+    Example: an equivalence of two accuracies counts only if both arms are above chance. A
+    failed precondition never hides a "not supported" (the claimed arm collapsing is the most
+    important failure); it turns a "supported" into "inconclusive".
     """
     failed = {name: v for name, v in preconditions.items() if v.verdict != "supported"}
     if not failed:
         return verdict
     why = "; ".join(f"{name}: {v.reason}" for name, v in failed.items())
-    return Verdict("inconclusive", f"Not judged ({verdict.verdict} on its own): a precondition does not hold. {why}")
+    if verdict.verdict != "supported":
+        return Verdict(verdict.verdict, f"{verdict.reason} (A precondition does not hold either: {why})")
+    return Verdict("inconclusive", f"Not judged (supported on its own): a precondition does not hold. {why}")
 
 
 def all_of(parts: Mapping[str, Verdict]) -> Verdict:
@@ -622,19 +684,20 @@ def all_of(parts: Mapping[str, Verdict]) -> Verdict:
 def across_settings(by_setting: Mapping[str, Verdict], chosen: str) -> Verdict:
     """A claim judged at the pre-registered setting ``chosen``, read against every other setting.
 
-    The verdict is the one at ``chosen`` unless another configured setting gives the
-    opposite conclusive verdict (supported vs not supported): then the claim is
-    ``setting-dependent``.
+    The verdict is the one at ``chosen`` unless two configured settings (the chosen one or
+    any others) give opposite conclusive verdicts (supported vs not supported): then the
+    claim is ``setting-dependent``.
     """
     if chosen not in by_setting:
         raise ValueError(f"chosen setting {chosen!r} is not among {sorted(by_setting)}")
     main = by_setting[chosen]
     others = {s: v.verdict for s, v in by_setting.items() if s != chosen}
-    opposite = {"supported": "not supported", "not supported": "supported"}.get(main.verdict)
-    flips = sorted(s for s, v in others.items() if v == opposite)
     listing = ", ".join(f"{s}: {v}" for s, v in others.items()) or "none"
-    if flips:
+    supported = sorted(s for s, v in by_setting.items() if v.verdict == "supported")
+    contradicted = sorted(s for s, v in by_setting.items() if v.verdict == "not supported")
+    if supported and contradicted:
         return Verdict("setting-dependent",
-                       f"At the pre-registered setting {chosen}: {main.verdict} ({main.reason}) but {opposite} at "
-                       f"{', '.join(flips)}. Other settings: {listing}.")
+                       f"At the pre-registered setting {chosen}: {main.verdict} ({main.reason}) Supported at "
+                       f"{', '.join(supported)} but not supported at {', '.join(contradicted)}. "
+                       f"Other settings: {listing}.")
     return Verdict(main.verdict, f"At the pre-registered setting {chosen}: {main.reason} Other settings: {listing}.")
