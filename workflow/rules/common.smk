@@ -79,6 +79,13 @@ def event_archive(wildcards):
     return str(dataset_file_path(get_dataset(REGISTRY, wildcards.dataset), event_archive_entry(wildcards), DATA))
 
 
+def registry_file(dataset, name=None):
+    """Path of one file of a registry dataset (its first when ``name`` is None): committed for a
+    local dataset, else where data_download puts it (stopping with instructions for gated data)."""
+    ds = get_dataset(REGISTRY, dataset)
+    return str(dataset_file_path(ds, ds.files[0] if name is None else name, DATA))
+
+
 def verdict_history(paper):
     """The previous release's verdicts of ``paper``: its report states which claims changed and why."""
     return f"workflow/report/{paper}/verdict_history.yaml"

@@ -3,7 +3,6 @@
 # chronological splits, windows, credibility features) -> cached post representations ->
 # MMAN variants and baselines per seed -> metrics + backtest -> figures -> report.
 
-from reprolab.data.registry import dataset_file_path, get_dataset
 
 MMAN = pcfg("mman")
 MMAN_MODELS = MMAN["variants"] + MMAN["baselines"]
@@ -16,8 +15,7 @@ wildcard_constraints:
 
 
 # The posts archive: committed (stocknet_demo) or downloaded by data_download (xueqiu).
-_mman_ds = get_dataset(REGISTRY, MMAN["dataset"])
-MMAN_ARCHIVE = str(dataset_file_path(_mman_ds, _mman_ds.files[0].name, DATA))
+MMAN_ARCHIVE = registry_file(MMAN["dataset"])
 MMAN_CORPUS_INPUTS = {"archive": MMAN_ARCHIVE}
 if MMAN["dataset"] == "xueqiu":
     MMAN_CORPUS_INPUTS["prices"] = f"{DATA}/mman/xueqiu_prices.csv"

@@ -2,35 +2,28 @@
 # cohort (generated demo with known truth | CTI downloads) -> patient-grouped folds -> per (seed, fold):
 # black-box backbone -> concept bank + MMCBM + variants + evaluations -> pooled metrics -> figures -> report.
 
-from reprolab.data.registry import dataset_file_path, get_dataset
-
 MMCBM = pcfg("mmcbm")
 MMCBM_DATA = "results/mmcbm/data"
 MMCBM_RUN = "results/mmcbm/runs/s{seed}_f{fold}"
 MMCBM_RUNS = expand(MMCBM_RUN, seed=MMCBM["seeds"], fold=range(MMCBM["n_folds"]))
 
 
-def mmcbm_registry_file(dataset, name):
-    """Path of one file of a registry dataset (downloaded by data_download when absent)."""
-    return str(dataset_file_path(get_dataset(REGISTRY, dataset), name, DATA))
-
-
 # CTI at paper scale: the figshare archive and the official split / concept files.
 MMCBM_CTI = {}
 if MMCBM["dataset"] == "cti":
     MMCBM_CTI = {
-        "archive": mmcbm_registry_file("cti", "cti_figshare_51845132"),
-        "data_cleaned": mmcbm_registry_file("cti_splits", "DATA_Cleaned.csv"),
-        "train": mmcbm_registry_file("cti_splits", "train.csv"),
-        "test": mmcbm_registry_file("cti_splits", "test.csv"),
-        "concepts_zh": mmcbm_registry_file("cti_splits", "patient_concepts_map.csv"),
-        "concepts_en": mmcbm_registry_file("cti_splits", "patient_concepts_map_trans.csv"),
+        "archive": registry_file("cti", "cti_figshare_51845132"),
+        "data_cleaned": registry_file("cti_splits", "DATA_Cleaned.csv"),
+        "train": registry_file("cti_splits", "train.csv"),
+        "test": registry_file("cti_splits", "test.csv"),
+        "concepts_zh": registry_file("cti_splits", "patient_concepts_map.csv"),
+        "concepts_en": registry_file("cti_splits", "patient_concepts_map_trans.csv"),
     }
 MMCBM_KFOLD = (
-    {"kfold": mmcbm_registry_file("cti_splits", "k_fold.csv")} if MMCBM["fold_source"] == "official" else {}
+    {"kfold": registry_file("cti_splits", "k_fold.csv")} if MMCBM["fold_source"] == "official" else {}
 )
 MMCBM_WEIGHTS = (
-    {"weights": mmcbm_registry_file("torchvision_efficientnet_b0", "efficientnet_b0_rwightman-7f5810bc.pth")}
+    {"weights": registry_file("torchvision_efficientnet_b0", "efficientnet_b0_rwightman-7f5810bc.pth")}
     if MMCBM["encoder"]["imagenet"]
     else {}
 )

@@ -16,17 +16,12 @@ wildcard_constraints:
     planes_dataset="dsb2|acdc",
 
 
-def planes_source(kind):
-    """Input of a data rule: the demo planes, or the unpacked DSB2 (pretext) / ACDC (segmentation)."""
-    if PLANES_DATA["source"] == "demo":
-        return "results/planes/data/demo_planes.npz"
-    return f"{DATA}/planes/{'dsb2' if kind == 'pretext' else 'acdc'}/.complete"
-
-
-def planes_archive(wildcards):
-    """The one registry file of DSB2 or ACDC (absent: data_download stops with the instructions)."""
-    ds = get_dataset(REGISTRY, wildcards.planes_dataset)
-    return str(dataset_file_path(ds, ds.files[0], DATA))
+# Input of each data rule: the demo planes, or the unpacked DSB2 (pretext) / ACDC (segmentation).
+PLANES_SOURCE = (
+    dict.fromkeys(("pretext", "segmentation"), "results/planes/data/demo_planes.npz")
+    if PLANES_DATA["source"] == "demo"
+    else {"pretext": f"{DATA}/planes/dsb2/.complete", "segmentation": f"{DATA}/planes/acdc/.complete"}
+)
 
 
 rule planes_demo_planes:
@@ -46,7 +41,8 @@ rule planes_demo_planes:
 
 rule planes_unpack:
     input:
-        planes_archive,
+        # the one registry file of DSB2 or ACDC (absent: data_download stops with the instructions)
+        lambda wc: registry_file(wc.planes_dataset),
     output:
         f"{DATA}/planes/{{planes_dataset}}/.complete",
     log:
@@ -59,7 +55,7 @@ rule planes_unpack:
 
 rule planes_pretext_data:
     input:
-        planes_source("pretext"),
+        PLANES_SOURCE["pretext"],
     output:
         f"{DATA}/planes/{SCALE}/pretext.npz",
     params:
@@ -77,7 +73,7 @@ rule planes_pretext_data:
 
 rule planes_segmentation_data:
     input:
-        planes_source("segmentation"),
+        PLANES_SOURCE["segmentation"],
     output:
         f"{DATA}/planes/{SCALE}/segmentation.npz",
     params:
