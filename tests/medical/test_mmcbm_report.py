@@ -6,9 +6,19 @@ import numpy as np
 import pytest
 
 from reprolab.medical.mmcbm_folds import classification_metrics
-from reprolab.medical.mmcbm_report import claim_c1, claim_c2, claim_f1_value, claim_reader, explanation_hits
+from reprolab.medical.mmcbm_report import (
+    claim_c1,
+    claim_c2,
+    claim_f1_value,
+    claim_intervention,
+    claim_modality_drop,
+    claim_reader,
+    explanation_hits,
+    majority_rule,
+)
 
-SETTINGS = {"claims": {"c1_margin": 0.05, "n_boot": 400}, "explain": {"top_k": 15, "check_k": 5}}
+SETTINGS = {"claims": {"c1_margin": 0.05, "intervention_min_effect": 0.025, "drop_min_effect": 0.025, "n_boot": 400},
+            "explain": {"top_k": 15, "check_k": 5}}
 
 
 def corrupt(y: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
@@ -56,6 +66,89 @@ def test_c1_two_arms_at_the_majority_rule_are_not_a_reproduction():
     m["oof"]["backbone"] = m["oof"]["mmcbm"] = majority
     claim = claim_c1(m, SETTINGS, "demo", [])
     assert claim.verdict == "inconclusive" and "precondition" in claim.note
+
+
+def test_c1_backbone_at_the_majority_rule_blocks_supported_even_within_a_wide_margin():
+    # MMCBM learned the task, the backbone only the prior: within a margin of 0.9 they are "equivalent",
+    # but a comparison with a degenerate arm is not a reproduction.
+    m = c1_metrics(3000, 0.0, 0.02, seed=6)
+    m["oof"]["backbone"] = [[0] * 3000]
+    wide = {**SETTINGS, "claims": {**SETTINGS["claims"], "c1_margin": 0.9}}
+    claim = claim_c1(m, wide, "demo", [])
+    assert claim.verdict == "inconclusive" and "backbone_beats_majority_rule" in claim.note
+
+
+def test_c1_majority_rule_is_the_most_frequent_label_not_class_0():
+    y = np.array([1] * 70 + [0] * 20 + [2] * 10)
+    assert (majority_rule(y, np.zeros((2, 100))) == 1).all()
+    rng = np.random.default_rng(7)
+    y = rng.choice(3, size=3000, p=[0.11, 0.72, 0.17])  # class 1 is the majority here
+    m = c1_metrics(3000, 0.0, 0.0, seed=7)
+    m["oof"]["labels"] = y.tolist()
+    m["oof"]["backbone"] = m["oof"]["mmcbm"] = [[1] * 3000]  # both arms: the majority rule
+    claim = claim_c1(m, SETTINGS, "demo", [])
+    assert claim.verdict == "inconclusive" and "precondition" in claim.note
+
+
+def iv_metrics(n: int, error_none: float, error_all: float, seeds: int = 1, seed: int = 0) -> dict:
+    """Intervention outcomes: predictions before (``pred_none``) and after correcting every concept."""
+    rng = np.random.default_rng(seed)
+    y = rng.choice(3, size=n, p=[0.72, 0.17, 0.11])
+    none = [corrupt(y, error_none, rng).tolist() for _ in range(seeds)]
+    after = [corrupt(y, error_all, rng).tolist() for _ in range(seeds)]
+    return {"intervention": {"truth": "generator", "n": [0, 1, 2], "labels": y.tolist(), "index": list(range(n)),
+                             "pred_none": none, "pred_all": after, "macro_f1": [0.5, 0.6, 0.7],
+                             "accuracy": [0.6, 0.7, 0.8]}}
+
+
+@pytest.mark.parametrize("n, before, after, expected", [
+    (3000, 0.30, 0.05, "supported"),      # a large gain
+    (3000, 0.05, 0.30, "not supported"),  # intervention hurts
+    (3000, 0.10, 0.10, "not supported"),  # does nothing: the interval excludes the smallest gain of interest
+    (300, 0.20, 0.17, "inconclusive"),    # a small gain the interval cannot place
+    (12, 0.25, 0.10, "inconclusive"),     # underpowered: a 15-point error drop on 12 patients
+])
+def test_intervention_claim_all_ways(n, before, after, expected):
+    claim = claim_intervention(iv_metrics(n, before, after, seed=n), SETTINGS, "demo", [])
+    assert claim.id == "C4" and claim.verdict == expected, claim.note
+
+
+def test_intervention_claim_is_judged_against_its_smallest_effect_not_zero():
+    # A real but tiny gain (about 1.5 points): above 0, below the configured 2.5 -> not 'supported'
+    m = iv_metrics(20000, 0.10, 0.085, seed=3)
+    assert claim_intervention(m, SETTINGS, "demo", []).verdict != "supported"
+    zero = {**SETTINGS, "claims": {**SETTINGS["claims"], "intervention_min_effect": 0.0}}
+    assert claim_intervention(m, zero, "demo", []).verdict == "supported"
+
+
+def test_intervention_and_drop_claims_without_patients_are_not_tested():
+    m = iv_metrics(0, 0.1, 0.1)
+    m["modality_drop"] = {"FA": {"labels": [], "index": [], "mmcbm_full": [[]], "mmcbm_drop": [[]]}}
+    assert claim_intervention(m, SETTINGS, "demo", []).verdict == "not tested"
+    assert claim_modality_drop(m, SETTINGS, "demo", []).verdict == "not tested"
+
+
+def drop_metrics(n: int, errors: dict[str, tuple[float, float]], seed: int = 0) -> dict:
+    """Per modality: MMCBM's error rate with every modality and with that one dropped."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for m, (full, drop) in errors.items():
+        y = rng.choice(3, size=n, p=[0.72, 0.17, 0.11])
+        out[m] = {"labels": y.tolist(), "index": list(range(n)), "mmcbm_full": [corrupt(y, full, rng).tolist()],
+                  "mmcbm_drop": [corrupt(y, drop, rng).tolist()]}
+    return {"modality_drop": out}
+
+
+@pytest.mark.parametrize("n, errors, expected", [
+    (3000, {"FA": (0.05, 0.3), "ICGA": (0.05, 0.25), "US": (0.05, 0.4)}, "supported"),
+    (3000, {"FA": (0.05, 0.3), "ICGA": (0.05, 0.05), "US": (0.05, 0.4)}, "not supported"),  # ICGA unused
+    (300, {"FA": (0.05, 0.3), "ICGA": (0.10, 0.13), "US": (0.05, 0.4)}, "inconclusive"),
+    (12, {"FA": (0.1, 0.25), "ICGA": (0.1, 0.25), "US": (0.1, 0.25)}, "inconclusive"),  # underpowered
+])
+def test_modality_drop_claim_all_ways(n, errors, expected):
+    claim = claim_modality_drop(drop_metrics(n, errors, seed=n), SETTINGS, "demo", [])
+    assert claim.id == "C5" and claim.verdict == expected, claim.note
+    assert [r["setting"] for r in claim.by_setting] == [f"drop {m}" for m in errors]
 
 
 def test_paper_f1_is_not_tested_on_generated_data_and_judged_on_cti():
