@@ -111,28 +111,47 @@ def mode_stats(locations: list[float], runs: int, spread: float = 0.05, seed: in
     rng = np.random.default_rng(seed)
     by_mode = {f"m{i}": [{k: float(rng.normal(loc, spread)) for k in hb.MODE_SUMMARIES} for _ in range(runs)]
                for i, loc in enumerate(locations)}
-    return {"alpha": 0.05, "modes": list(by_mode), "mode_differences": hb.mode_differences(by_mode, 9999, seed)}
+    return {"alpha": 0.05, "modes": list(by_mode), "mode_differences": hb.mode_differences(by_mode, 999, seed, 300)}
+
+
+LARGE = 0.14  # analysis.mode_min_effect
 
 
 def test_modes_claim_supported_when_modes_separate():
-    assert rep.modes_claim(mode_stats([0, 1, 2, 3], 3), "demo", []).verdict == "supported"
+    claim = rep.modes_claim(mode_stats([0, 1, 2, 3], 3), LARGE, "demo", [])
+    assert claim.verdict == "supported" and len(claim.by_setting) == len(hb.MODE_SUMMARIES)
 
 
-def test_modes_claim_inconclusive_when_modes_overlap():
-    claim = rep.modes_claim(mode_stats([0, 0, 0, 0], 3, spread=1.0), "demo", [])
+def test_modes_claim_not_supported_when_many_runs_show_the_modes_alike():
+    claim = rep.modes_claim(mode_stats([0, 0, 0, 0], 100, spread=1.0, seed=2), LARGE, "demo", [])
+    assert claim.verdict == "not supported", claim.note
+    assert "alike" in claim.note
+
+
+def test_modes_claim_inconclusive_when_modes_overlap_with_few_runs():
+    # the same identical modes with three runs each: the interval of epsilon^2 cannot exclude a large effect
+    claim = rep.modes_claim(mode_stats([0, 0, 0, 0], 3, spread=1.0), LARGE, "demo", [])
     assert claim.verdict == "inconclusive"
+
+
+def test_modes_claim_a_significant_but_small_difference_is_not_supported_as_different():
+    # many runs, a shift of 0.3 sd between two of four modes: significant, epsilon^2 well below 0.14
+    stats = mode_stats([0, 0, 0, 0.3], 200, spread=1.0, seed=3)
+    d = stats["mode_differences"]["final_Q"]
+    assert d["p"] < 0.01 and d["epsilon2"] < LARGE
+    assert rep.modes_claim(stats, LARGE, "demo", []).verdict != "supported"
 
 
 def test_modes_claim_underpowered_says_it_cannot_be_tested():
     # two modes with two runs each: at best 1/3 of relabelings separate them as well
-    claim = rep.modes_claim(mode_stats([0, 10], 2), "demo", [])
+    claim = rep.modes_claim(mode_stats([0, 10], 2), LARGE, "demo", [])
     assert claim.verdict == "inconclusive" and "cannot be tested here" in claim.note
-    one_seed = rep.modes_claim(mode_stats([0, 10], 1), "demo", [])
+    one_seed = rep.modes_claim(mode_stats([0, 10], 1), LARGE, "demo", [])
     assert one_seed.verdict == "inconclusive" and "no summary testable" in one_seed.measured
 
 
-def test_modes_claim_is_never_not_supported():
-    """A difference test cannot show that modes are alike: 'not supported' is unreachable by design."""
-    for seed in range(5):
-        for locations, spread in (([0, 1, 2, 3], 0.05), ([0, 0, 0, 0], 1.0)):
-            assert rep.modes_claim(mode_stats(locations, 3, spread, seed), "demo", []).verdict != "not supported"
+def test_epsilon_squared_bounds():
+    assert hb.epsilon_squared([np.array([1.0, 2.0]), np.array([3.0, 4.0])]) == pytest.approx(1.0 * 2.4 / 3)
+    assert hb.epsilon_squared([np.ones(3), np.ones(3)]) == 0.0
+    eps, low, high = hb.epsilon_squared_interval([np.arange(5.0), np.arange(5.0) + 100], 200, 0)
+    assert eps > 0.7 and low > 0.5 and high <= 1.0

@@ -19,7 +19,16 @@ from reprolab.report import (
     save_figure,
 )
 from reprolab.report.figures import PALETTE
-from reprolab.report.stats import Verdict, above_chance, across_settings, correctness, require, significance
+from reprolab.report.stats import (
+    Comparison,
+    Verdict,
+    above_chance,
+    across_settings,
+    correctness,
+    require,
+    significance,
+    superiority,
+)
 
 META = PaperMeta(
     id="hebbff",
@@ -423,18 +432,53 @@ def flexibility_claim(stats: dict[str, Any], scale: str, evidence: list[str]) ->
     )
 
 
-def modes_claim(stats: dict[str, Any], scale: str, evidence: list[str]) -> Claim:
-    """C3: some per-run summary differs across learning modes (permutation Kruskal-Wallis, Bonferroni)."""
+def mode_summary_verdict(d: dict[str, Any], alpha: float, min_effect: float, name: str) -> Verdict:
+    """One per-run summary across modes: different, alike, or neither.
+
+    Supported when the permutation Kruskal-Wallis p lies below ``alpha`` (already divided by
+    the number of summaries) and the rank effect size ``epsilon^2`` reaches ``min_effect``; not
+    supported (the modes are alike on it) when the bootstrap interval of ``epsilon^2`` lies
+    below ``min_effect``; inconclusive otherwise, or when the summary could not be computed.
+    """
+    if not np.isfinite(d["p"]):
+        return Verdict("inconclusive", f"{name}: not testable (fewer than two modes with two or more runs).")
+    test = significance(d["p"], True, alpha, d["smallest_p"],
+                        test=f"{name}: permutation Kruskal-Wallis ({d['permutations']} relabelings)")
+    size = superiority(Comparison.from_interval(
+        d["epsilon2"], d["epsilon2_low"], d["epsilon2_high"], "rank epsilon^2", n_units=d.get("runs", 0),
+        units="runs"), min_effect, scale=1.0, unit="")
+    effect = (f"epsilon^2 = {d['epsilon2']:.3f} (95 % bootstrap interval {d['epsilon2_low']:.3f}-"
+              f"{d['epsilon2_high']:.3f}, {d.get('runs', 0)} runs resampled within modes; smallest effect of "
+              f"interest {min_effect:g})")
+    if test.verdict == "supported" and d["epsilon2"] >= min_effect:
+        return Verdict("supported", f"{test.reason} {effect}: a large difference.")
+    if size.verdict == "not supported":
+        return Verdict("not supported", f"{name}: the modes are alike: {effect}: the interval lies below it.")
+    return Verdict("inconclusive", f"{test.reason} {effect}: neither shown large nor ruled out.")
+
+
+def modes_claim(stats: dict[str, Any], min_effect: float, scale: str, evidence: list[str]) -> Claim:
+    """C3: some per-run summary differs across learning modes (permutation Kruskal-Wallis, Bonferroni).
+
+    Supported when any summary differs (significant at ``alpha / m`` with ``epsilon^2 >=
+    min_effect``); not supported when every summary is shown alike (bootstrap upper bound of
+    ``epsilon^2`` below ``min_effect``); inconclusive otherwise.
+    """
     alpha, diffs = stats["alpha"], stats["mode_differences"]
     m = len(diffs)
+    parts = {k: mode_summary_verdict(d, alpha / max(m, 1), min_effect, k) for k, d in diffs.items()}
+    kinds = [v.verdict for v in parts.values()]
+    reasons = " ".join(f"[{k}] {v.reason}" for k, v in parts.items())
+    if "supported" in kinds:
+        v = Verdict("supported", f"Bonferroni alpha {alpha:g}/{m}: at least one summary differs. {reasons}")
+    elif kinds and all(k == "not supported" for k in kinds):
+        v = Verdict("not supported", f"Every summary is alike across modes. {reasons}")
+    else:
+        v = Verdict("inconclusive", reasons or "no summary testable")
     finite = {k: d for k, d in diffs.items() if np.isfinite(d["p"])}
-    p_min = min((d["p"] for d in finite.values()), default=float("nan"))
-    smallest = min((d["smallest_p"] for d in diffs.values()), default=1.0)
-    v = significance(p_min, True, alpha / max(m, 1), smallest,
-                     test=f"smallest of {m} permutation Kruskal-Wallis p-values across {len(stats['modes'])} modes, "
-                     f"Bonferroni alpha {alpha:g}/{m}")
     measured = "; ".join(
-        f"{k}: H = {d['H']:.2f}, permutation p = {d['p']:.3g}" for k, d in finite.items()
+        f"{k}: H = {d['H']:.2f}, permutation p = {d['p']:.3g}, epsilon^2 = {d['epsilon2']:.2f} "
+        f"(95 % CI {d['epsilon2_low']:.2f}-{d['epsilon2_high']:.2f})" for k, d in finite.items()
     ) or "no summary testable (fewer than two modes with two or more runs)"
     return Claim(
         id="C3",
@@ -443,11 +487,15 @@ def modes_claim(stats: dict[str, Any], scale: str, evidence: list[str]) -> Claim
         paper_value="qualitative (abstract: 'across diverse learning modes ... various previously unknown patterns')",
         paper_label="verified: arXiv abstract; the mapping of the paper's modes to the HebbFF code's is unverified",
         measured=measured, verdict=v.verdict, scale=scale, evidence=evidence,
+        by_setting=[{"setting": k, "measured": f"p = {d['p']:.3g}, epsilon^2 = {d['epsilon2']:.2f}",
+                     "verdict": parts[k].verdict} for k, d in diffs.items()],
         note=(f"{v.reason} Per-run summaries ({', '.join(diffs)}) are compared across modes by Kruskal-Wallis H with "
               f"a permutation p-value ({next(iter(diffs.values()))['permutations'] if diffs else 0} relabelings of "
               "the runs' modes): the chi-square approximation cannot go below p ~ 0.016 with three runs in each of "
-              f"four modes, under the Bonferroni level {alpha / max(m, 1):.3g}. A test of a difference cannot show "
-              "that modes are alike, so the claim is supported or inconclusive, never 'not supported'."),
+              f"four modes, under the Bonferroni level {alpha / max(m, 1):.3g}. A summary differs when its test is "
+              f"significant and its rank effect size epsilon^2 = H / (n - 1) reaches analysis.mode_min_effect = "
+              f"{min_effect:g} (fixed before the run); it is alike when the bootstrap interval of epsilon^2 lies "
+              "below that; the claim is not supported only when every summary is alike."),
     )
 
 
@@ -459,7 +507,7 @@ def claims_from(
         learning_claim(evals, settings["evaluation"]["accuracy_bar"], scale, evidence),
         modularity_claim(stats, settings["analysis"]["chosen_lag"], scale, evidence),
         flexibility_claim(stats, scale, evidence),
-        modes_claim(stats, scale, evidence),
+        modes_claim(stats, settings["analysis"]["mode_min_effect"], scale, evidence),
     ]
 
 
