@@ -13,6 +13,7 @@ from reprolab.medical.mmcbm_report import (
     claim_intervention,
     claim_modality_drop,
     claim_reader,
+    data_notes,
     explanation_hits,
     majority_rule,
 )
@@ -211,3 +212,17 @@ def test_c2_underpowered_with_one_concept_per_class():
     hits, chance, _ = explanation_hits(m, 1)
     assert hits.sum() == 3 and chance == pytest.approx(0.5)
     assert claim_c2(m, settings, "demo", []).verdict == "inconclusive"
+
+
+def test_demo_report_says_pipeline_check_and_reader_study_out_of_scope():
+    summary = {"modality_combinations": {"FA+US+ICGA": 10}, "classes": {"melanoma": 7, "hemangioma": 2,
+               "metastasis": 1}, "n_patients": 10, "concepts": {"FA": 8, "ICGA": 6, "US": 6},
+               "patients_with_report": 5}
+    settings = {"generator": {"image_size": 64, "omission": 0.2}, "n_folds": 5, "seeds": [0],
+                "encoder": {"width_mult": 0.25, "depth_mult": 0.25}, "backbone": {"epochs": 5, "lr": 0.003},
+                "cbm": {"epochs": 40, "lr": 0.05, "batch_size": 32},
+                "concepts": {"svm_c": 0.1, "n_samples": 50, "cav_split": 0.5}}
+    first = data_notes({"source": "generated"}, summary, settings)[0]
+    assert "no public data" in first and "pipeline check with known truth" in first
+    reader = claim_reader("demo")
+    assert reader.verdict == "not tested" and "out of scope" in reader.note and "42" in reader.statement

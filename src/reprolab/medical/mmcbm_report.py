@@ -564,7 +564,9 @@ def data_notes(metrics: dict[str, Any], summary: dict[str, Any], settings: dict[
     if metrics["source"] == "generated":
         g = settings["generator"]
         notes.append(
-            f"Generated cohort (pipeline check with known truth, NOT a clinical result): {summary['n_patients']} "
+            "Generated cohort: no public data can be used offline (CTI is academic-use only and is downloaded "
+            "at scale paper), so the demo is a pipeline check with known truth, NOT a clinical result: "
+            f"{summary['n_patients']} "
             f"patients ({classes}; CTI's prior 542/128/80), modality combinations drawn from CTI's frequencies "
             f"({combos}), {g['image_size']} x {g['image_size']} images, {sum(summary['concepts'].values())} concepts "
             f"({', '.join(f'{n} {m}' for m, n in summary['concepts'].items())}) drawn from a known P(concept | class), "
