@@ -49,15 +49,30 @@ def fake_stats(lag_observed: list[float], shuffles: int = 99, seed: int = 0, nul
     [([0.6, 0.5, 0.4], "supported"), ([-0.6, -0.5, -0.4], "not supported"), ([0.05, 0.0, 0.1], "inconclusive"),
      ([0.6, 0.5, -0.6], "setting-dependent")],
 )
-def test_modularity_claim_against_the_null_at_the_chosen_lag(observed, expected):
-    claim = rep.modularity_claim(fake_stats(observed), chosen_lag=0, scale="demo", evidence=[])
+def test_modularity_claim_against_the_null_at_the_chosen_lags(observed, expected):
+    claim = rep.modularity_claim(fake_stats(observed), chosen_lag=0, scale="demo", evidence=[], predict_lag=1)
     assert claim.verdict == expected
-    assert [r["setting"] for r in claim.by_setting] == ["lag d = 0 (pre-registered)", "lag d = 1", "lag d = 2"]
-    assert "lag d = 0" in claim.note
+    assert [r["setting"] for r in claim.by_setting] == ["lag d = 0 (pre-registered)", "lag d = 1 (pre-registered)",
+                                                        "lag d = 2"]
+    assert "lag d = 0 and d = 1" in claim.note
+
+
+def test_modularity_claim_needs_q_to_predict_later_accuracy_too():
+    # rises with accuracy at lag 0, but no evidence that it predicts accuracy at the next snapshot
+    stats = fake_stats([0.6, 0.05, 0.4])
+    assert rep.modularity_claim(stats, chosen_lag=0, scale="demo", evidence=[]).verdict == "supported"
+    claim = rep.modularity_claim(stats, chosen_lag=0, scale="demo", evidence=[], predict_lag=1)
+    assert claim.verdict == "inconclusive" and "[lag 1]" in claim.note
+
+
+def test_modularity_claim_lag_outside_the_computed_lags_is_a_config_error():
+    with pytest.raises(rep.ConfigError, match="analysis.max_lag"):
+        rep.modularity_claim(fake_stats([0.6, 0.5, 0.4]), chosen_lag=0, scale="demo", evidence=[], predict_lag=3)
 
 
 def test_modularity_claim_with_too_few_null_networks_is_inconclusive():
-    claim = rep.modularity_claim(fake_stats([0.9, 0.9, 0.9], shuffles=9), chosen_lag=0, scale="demo", evidence=[])
+    claim = rep.modularity_claim(fake_stats([0.9, 0.9, 0.9], shuffles=9), chosen_lag=0, scale="demo", evidence=[],
+                                 predict_lag=1)
     assert claim.verdict == "inconclusive" and "cannot be tested here" in claim.note
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from reprolab.core.errors import ConfigError
 from reprolab.core.io import read_json
 from reprolab.report import (
     Claim,
@@ -24,6 +25,7 @@ from reprolab.report.stats import (
     Verdict,
     above_chance,
     across_settings,
+    all_of,
     correctness,
     require,
     significance,
@@ -377,17 +379,32 @@ def learning_claim(evals: list[dict[str, Any]], bar: float, scale: str, evidence
     )
 
 
-def modularity_claim(stats: dict[str, Any], chosen_lag: int, scale: str, evidence: list[str]) -> Claim:
-    """C1: Q predicts accuracy, judged at the pre-registered lag; every lag 0..max_lag beside it."""
+def modularity_claim(stats: dict[str, Any], chosen_lag: int, scale: str, evidence: list[str],
+                     predict_lag: int | None = None) -> Claim:
+    """C1: Q rises with accuracy (``chosen_lag``) and predicts it (``predict_lag`` > 0), both pre-registered.
+
+    The two lags are combined with :func:`all_of` (the card's claim has both parts); every lag
+    0..max_lag is shown beside them and makes the claim setting-dependent when two conflict
+    (:func:`across_settings`). ``predict_lag=None`` judges ``chosen_lag`` alone.
+    """
     alpha, g = stats["alpha"], stats["all"]
+    lags = len(g["Q_acc_lags"])
+    chosen = [chosen_lag] + ([predict_lag] if predict_lag is not None and predict_lag != chosen_lag else [])
+    bad = [d for d in chosen if not 0 <= d < lags]
+    if bad:
+        raise ConfigError(f"analysis.chosen_lag / analysis.predict_lag {bad} must lie in 0..analysis.max_lag "
+                          f"({lags - 1}): raise max_lag or lower the lag")
     by_lag, rows = {}, []
     for d, (value, null, test) in enumerate(zip(g["Q_acc_lags"], g["null_Q_acc_lags"], g["Q_acc_lag_tests"])):
         v = association_verdict(test, alpha, f"mean rho(Q(l), accuracy(l + {d}))")
         by_lag[f"lag {d}"] = v
-        rows.append({"setting": f"lag d = {d}" + (" (pre-registered)" if d == chosen_lag else ""),
+        rows.append({"setting": f"lag d = {d}" + (" (pre-registered)" if d in chosen else ""),
                      "measured": f"mean rho {value:+.2f} (null {null:+.2f}, two-sided p {test['p_null']:.2g})",
                      "verdict": v.verdict})
-    v = across_settings(by_lag, chosen=f"lag {chosen_lag}")
+    key = " and ".join(f"lag {d}" for d in chosen)
+    main = all_of({f"lag {d}": by_lag[f"lag {d}"] for d in chosen}) if len(chosen) > 1 else by_lag[key]
+    others = {k: v for k, v in by_lag.items() if k not in {f"lag {d}" for d in chosen}}
+    v = across_settings({key: main, **others}, chosen=key)
     per_mode = "; ".join(
         f"{MODE_NAMES[m]} {stats['by_mode'][m]['Q_acc']['mean']:+.2f} (p {stats['by_mode'][m]['Q_acc']['p_null']:.2g})"
         for m in stats["modes"]
@@ -403,7 +420,9 @@ def modularity_claim(stats: dict[str, Any], chosen_lag: int, scale: str, evidenc
                   f"{g['first_Q'][0]:.3f} -> last {g['final_Q'][0]:.3f}; null first {g['null_first_Q'][0]:.3f} -> "
                   f"last {g['null_final_Q'][0]:.3f}."),
         verdict=v.verdict, scale=scale, evidence=evidence, by_setting=rows,
-        note=(f"{v.reason} Judged at lag d = {chosen_lag} (analysis.chosen_lag, fixed before the run); the mean rho "
+        note=(f"{v.reason} Judged at lag d = {' and d = '.join(map(str, chosen))} (analysis.chosen_lag: Q rises with "
+              "accuracy; analysis.predict_lag: Q predicts later accuracy; both fixed before the run, both must hold); "
+              "the mean rho "
               "over runs is compared with the same mean for networks whose W1 entries were permuted (keeping every "
               "weight's trajectory), each null network and the observed one averaged over the same number of "
               f"partitions ({stats['test_repeats']}). A Q that only follows the changing weight distribution "
@@ -505,7 +524,8 @@ def claims_from(
     """C0 (HebbFF learns), C1 (Q predicts accuracy), C2 (Q rises with flexibility), C3 (modes differ)."""
     return [
         learning_claim(evals, settings["evaluation"]["accuracy_bar"], scale, evidence),
-        modularity_claim(stats, settings["analysis"]["chosen_lag"], scale, evidence),
+        modularity_claim(stats, settings["analysis"]["chosen_lag"], scale, evidence,
+                         settings["analysis"]["predict_lag"]),
         flexibility_claim(stats, scale, evidence),
         modes_claim(stats, settings["analysis"]["mode_min_effect"], scale, evidence),
     ]
