@@ -22,7 +22,7 @@ def test_mmcbm_report_claims_figures_and_benchmarks(smoke_run):
     claims = json.loads((wd / "results/mmcbm/claims.json").read_text())
     assert claims["paper"] == "mmcbm"
     by_id = {c["id"]: c for c in claims["claims"]}
-    assert set(by_id) == {"C1", "C1-value", "C2", "C3"}
+    assert set(by_id) == {"C1", "C1-value", "C2", "C3", "C4", "C5"}
     for claim in claims["claims"]:
         assert claim["verdict"] in VERDICTS and claim["measured"] and claim["scale"] == "smoke"
     assert by_id["C3"]["verdict"] == "not tested"
