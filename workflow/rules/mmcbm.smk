@@ -165,6 +165,7 @@ rule mmcbm_report:
         folds=f"{MMCBM_DATA}/folds.json",
         figures=rules.mmcbm_figures.output,
         data=[*MMCBM_CTI.values(), *MMCBM_KFOLD.values(), *MMCBM_WEIGHTS.values()],
+        history=verdict_history("mmcbm"),
     output:
         html="results/mmcbm/report.html",
         claims="results/mmcbm/claims.json",

@@ -607,8 +607,8 @@ NOT_REPRODUCED = [
 
 def write_report(metrics_path: str, summary_path: str, folds_path: str, figure_paths: list[str],
                  data_paths: list[str], settings: dict[str, Any], global_settings: dict[str, Any],
-                 out_html: str, out_claims: str) -> None:
-    """Rule ``mmcbm_report``."""
+                 out_html: str, out_claims: str, history: str | None = None) -> None:
+    """Rule ``mmcbm_report`` (``history``: the previous release's verdicts, see :mod:`reprolab.report.history`)."""
     scale = global_settings["scale"]
     metrics, summary, folds = read_json(metrics_path), read_json(summary_path), read_json(folds_path)
     claims = claims_from(metrics, settings, scale, [metrics_path])
@@ -627,4 +627,5 @@ def write_report(metrics_path: str, summary_path: str, folds_path: str, figure_p
                                     {Path(p).name: p for p in data_paths}, benchmark_dir="benchmarks/mmcbm",
                                     extra_benchmark_dirs=["benchmarks/data"])
     build_report(META, scale, claims, figures, [t for t in tables if t is not None],
-                 data_notes(metrics, summary, settings), not_reproduced, provenance, out_html, out_claims)
+                 data_notes(metrics, summary, settings), not_reproduced, provenance, out_html, out_claims,
+                 history=history)

@@ -15,4 +15,5 @@ with script_logging(snakemake.log[0]):
         snakemake.params.global_settings,
         snakemake.output.html,
         snakemake.output.claims,
+        snakemake.input.history,
     )
