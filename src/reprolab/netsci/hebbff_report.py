@@ -514,7 +514,9 @@ def modes_claim(stats: dict[str, Any], min_effect: float, scale: str, evidence: 
               f"four modes, under the Bonferroni level {alpha / max(m, 1):.3g}. A summary differs when its test is "
               f"significant and its rank effect size epsilon^2 = H / (n - 1) reaches analysis.mode_min_effect = "
               f"{min_effect:g} (fixed before the run); it is alike when the bootstrap interval of epsilon^2 lies "
-              "below that; the claim is not supported only when every summary is alike."),
+              "below that; the claim is not supported only when every summary is alike. With few runs per mode the "
+              "bootstrap interval is shifted upward (resampled runs tie within their mode; it can even lie above the "
+              "estimate), which makes 'alike' conservative: it needs many runs per mode."),
     )
 
 
