@@ -137,6 +137,8 @@ def _bits(s: str) -> np.ndarray:
 class ClaimRules:
     """What each claim is judged against, fixed in ``papers.calib.claims`` before the run.
 
+    Every field comes from the config (:meth:`from_settings`); none has a default in code.
+
     Attributes
     ----------
     focus_T
@@ -158,12 +160,12 @@ class ClaimRules:
     """
 
     focus_T: int
-    T_range: tuple[int, int] = (16, 32)
-    naive_loss: float = 0.05
-    recovered: float = 0.5
-    advanced_gain: float = 0.0
-    few_batches_pipeline: str = "light"
-    ann_margin: float = 0.02
+    T_range: tuple[int, int]
+    naive_loss: float
+    recovered: float
+    advanced_gain: float
+    few_batches_pipeline: str
+    ann_margin: float
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> ClaimRules:
