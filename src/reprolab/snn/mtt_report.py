@@ -345,9 +345,10 @@ def range_comparison(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: int
     pairing); training variability from the spread of the per-seed range differences (seeds
     paired when both arms have as many), only from :data:`~reprolab.report.stats.MIN_SEEDS`
     seeds per arm on, as in the statistics layer (with fewer, a spread has one degree of
-    freedom: the comparison is then conditional on the trained networks and says so). The two variance terms are combined with
-    Satterthwaite's degrees of freedom into a Student-t interval, as
-    :func:`reprolab.report.stats.metric_comparison` does for non-decomposable metrics. The
+    freedom: the comparison is then conditional on the trained networks and says so). The two
+    variance terms are combined with Satterthwaite's degrees of freedom into a Student-t
+    interval, as :func:`reprolab.report.stats.metric_comparison` does for non-decomposable
+    metrics. The
     variance never falls below that of one discordant sample in ``n + 2``, so two flat arms
     still carry the noise of ``n`` test samples.
 

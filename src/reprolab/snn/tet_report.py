@@ -406,8 +406,8 @@ def scalability_claim(exp: str, sdt: dict[str, Any], tet: dict[str, Any], rules:
         paper_value="qualitative (abstract: 'TET improves the temporal scalability of SNN')",
         paper_label="verified: arXiv abstract",
         measured=(f"mean accuracy lost away from T={T} (T in {others}): SDT {_pt(d_sdt.mean())} points "
-                  f"({sdt_drop.describe()}), TET {_pt(d_tet.mean())} points; {removed}; SDT - TET {diff.describe()}; "
-                  f"{100 * (1 - f):.0f} % of SDT's drop - TET's drop {cmp.describe()}"),
+                  f"({round(100 * sdt_drop.level)} % CI {_pt(sdt_drop.low)} to {_pt(sdt_drop.high)}), "
+                  f"TET {_pt(d_tet.mean())} points; {removed}; SDT - TET {diff.describe()}; {100 * (1 - f):.0f} % of SDT's drop - TET's drop {cmp.describe()}"),
         verdict=v.verdict, scale=scale, evidence=evidence,
         note=(f"Drop per sample = correct at T={T} minus the mean correctness at the other evaluated T (frames re-binned "
               f"to T). A = (1 - {f:g}) x SDT's drop, B = TET's drop, paired on samples and seeds: A - B > 0 is TET "
