@@ -11,6 +11,7 @@ from reprolab.snn.mtt_report import (
     cost_claim,
     event_claims,
     flexibility_claim,
+    keeps_accuracy,
     range_comparison,
     spread,
 )
@@ -51,6 +52,13 @@ def curve(rng, accs, seeds, n):
 
 FLAT = [0.9] * 6
 STEEP = [0.2, 0.4, 0.6, 0.75, 0.85, 0.9]
+
+
+def steady(rng, acc, seeds, n, n_T=6, rate=0.01):
+    """``[seeds, n_T, n]``: one network's answers at max_T, the other T flipping ``rate`` of them (as a
+    flexible network answers the same samples right at every T)."""
+    last = bernoulli(rng, acc, (seeds, 1, n))
+    return np.concatenate([flip(rng, np.repeat(last, n_T - 1, axis=1), rate), last], axis=1)
 
 
 # ----------------------------------------------------------------------------- C1 range statistic
@@ -100,17 +108,40 @@ def test_range_comparison_refuses_unpaired_arms():
 
 
 @pytest.mark.parametrize("sdt_accs, mtt_accs, seeds, n, expected", [
-    (STEEP, FLAT, 3, 400, "supported"),
+    (STEEP, 0.9, 3, 400, "supported"),       # 0.9: a steady MTT network (steady())
     (FLAT, STEEP, 3, 400, "not supported"),
     ([0.84, 0.86, 0.88, 0.9, 0.9, 0.9], FLAT, 3, 400, "inconclusive"),
     ([0.8, 0.85, 0.9, 0.9, 0.9, 0.9], FLAT, 2, 10, "inconclusive"),  # underpowered: 10 samples, 2 seeds
 ])
 def test_flexibility_claim_verdicts(sdt_accs, mtt_accs, seeds, n, expected):
     rng = np.random.default_rng(1)
-    sdt, mtt = arm(curve(rng, sdt_accs, seeds, n)), arm(curve(rng, mtt_accs, seeds, n))
+    mtt_c = steady(rng, mtt_accs, seeds, n) if isinstance(mtt_accs, float) else curve(rng, mtt_accs, seeds, n)
+    sdt, mtt = arm(curve(rng, sdt_accs, seeds, n)), arm(mtt_c)
     claim = flexibility_claim("e", sdt, mtt, RULES, "demo", [])
     assert claim.verdict == expected, claim.note
     assert [r["setting"].split(",")[0] for r in claim.by_setting] == ["base networks", "deployed IAF networks"]
+
+
+def test_flexibility_claim_needs_mtt_to_keep_its_accuracy():
+    """SDT drops 70 points, MTT 'only' 25: flatter than SDT, but MTT does not keep its accuracy at every T,
+    which the card claims (judged on the range difference alone, this was 'supported')."""
+    rng = np.random.default_rng(13)
+    sdt = arm(curve(rng, STEEP, 3, 1000))
+    mtt = arm(curve(rng, [0.65, 0.75, 0.85, 0.9, 0.9, 0.9], 3, 1000))
+    claim = flexibility_claim("e", sdt, mtt, RULES, "demo", [])
+    assert claim.verdict == "not supported", claim.note
+    assert "[SDT loses more than MTT]" in claim.note and "the interval lies above 0" in claim.note
+    assert "T=1: not supported" in claim.note
+
+
+def test_keeps_accuracy_verdicts():
+    rng = np.random.default_rng(14)
+    assert keeps_accuracy(steady(rng, 0.9, 3, 2000), 0.05).verdict == "supported"
+    assert keeps_accuracy(curve(rng, STEEP, 3, 400), 0.05).verdict == "not supported"
+    assert keeps_accuracy(curve(rng, [0.86, 0.9, 0.9, 0.9, 0.9, 0.9], 3, 400), 0.05).verdict == "inconclusive"
+    assert keeps_accuracy(steady(rng, 0.9, 2, 10), 0.05).verdict == "inconclusive"  # underpowered
+    with pytest.raises(ConfigError, match="one inference T"):
+        keeps_accuracy(np.ones((2, 1, 10)), 0.05)
 
 
 def test_flexibility_claim_needs_mtt_above_chance():
