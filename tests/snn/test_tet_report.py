@@ -53,6 +53,13 @@ def test_accuracy_claim_verdicts(sdt_acc, tet_acc, seeds, n, expected):
     assert claim.verdict == expected, claim.note
 
 
+def test_accuracy_claim_needs_sdt_above_chance():
+    """TET far above an SDT baseline at chance (a baseline that did not train) is no reproduction of C1."""
+    rng = np.random.default_rng(14)
+    claim = accuracy_claim("e", arm(rng, [0.1] * 4, 3, 500), arm(rng, [0.9] * 4, 3, 500), CLAIM_RULES, "demo", [])
+    assert claim.verdict == "inconclusive" and "precondition" in claim.note
+
+
 STEEP = [0.3, 0.7, 0.9, 0.6]      # drop 36.7 points away from T = 10
 FLAT = [0.85, 0.9, 0.9, 0.88]     # drop 2.3 points
 HALF = [0.6, 0.8, 0.9, 0.76]      # drop 18.0 points: about half of STEEP's removed

@@ -340,10 +340,13 @@ CLAIM_RULES: dict[str, Any] = {"accuracy_min_effect": 0.01, "drop_fraction": 0.5
 
 def accuracy_claim(exp: str, sdt: dict[str, Any], tet: dict[str, Any], rules: dict[str, Any], scale: str,
                    evidence: list[str]) -> Claim:
-    """C1: TET is more accurate than SDT at the training T (superiority, paired on samples and seeds)."""
+    """C1: TET is more accurate than SDT at the training T (superiority, paired on samples and seeds),
+    counted only with SDT above chance (a baseline that did not train is no comparison)."""
     i = sdt["Ts"].index(sdt["T"])
     cmp = paired_comparison(tet["correct_by_T"][:, i], sdt["correct_by_T"][:, i])
-    v = superiority(cmp, rules["accuracy_min_effect"])
+    v = require(superiority(cmp, rules["accuracy_min_effect"]),
+                sdt_above_chance=above_chance(sdt["correct_by_T"][:, i], 1.0 / sdt["num_classes"],
+                                              label=f"SDT accuracy at T={sdt['T']}"))
     n = sdt["n_seeds"]
     return Claim(
         id="C1", statement=f"TET gives higher test accuracy than SDT with the same network, data and schedule ({exp}, T={sdt['T']}).",
@@ -353,8 +356,8 @@ def accuracy_claim(exp: str, sdt: dict[str, Any], tet: dict[str, Any], rules: di
         verdict=v.verdict, scale=scale, evidence=evidence,
         note=(f"Superiority of per-sample correctness at T={sdt['T']}, paired on the {sdt['n_test']} test samples and on "
               f"seeds (both arms start from the same weights and batch order of a seed); smallest effect of interest "
-              f"{_pt(rules['accuracy_min_effect'])} points (papers.tet.claims.accuracy_min_effect). Final epoch, no "
-              f"selection on the test set. {v.reason}"),
+              f"{_pt(rules['accuracy_min_effect'])} points (papers.tet.claims.accuracy_min_effect); SDT must be above "
+              f"chance. Final epoch, no selection on the test set. {v.reason}"),
     )
 
 
