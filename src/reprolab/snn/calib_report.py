@@ -309,7 +309,7 @@ def claims_from(evals: dict[str, list[dict[str, Any]]], histories: dict[str, dic
                                      f"is better than light calibration ({exp})."),
                 paper_value=PAPER_ADVANCED, paper_label=CARD_LABEL, measured=f"{measured} ({where})",
                 verdict=verdict.verdict, scale=scale, evidence=evidence, by_setting=rows,
-                note=(f"{verdict.reason} {paired}Smallest gain of interest {100 * rules.advanced_gain:.1f} points "
+                note=(f"{verdict.reason} {paired}Smallest gain of interest {100 * rules.advanced_gain:.2f} points "
                       "(papers.calib.claims.advanced_gain). The official CIFAR 'advanced' is threshold + potential "
                       "calibration (weight calibration is commented out there); a pipeline with weight calibration, "
                       "where configured, is reported in the table."),
