@@ -172,6 +172,13 @@ def test_superiority_with_a_smallest_effect_of_interest():
     assert "measurably worse" in superiority(_cmp(0.0, 0.01)).reason
 
 
+def test_superiority_says_when_a_null_effect_cannot_be_ruled_out_at_this_scale():
+    wide = superiority(_cmp(0.0, 0.03), min_effect=0.02)  # half-width 3 points >= 2: a null can't be "not supported"
+    assert wide.verdict == "inconclusive" and "cannot come out 'not supported' here" in wide.reason
+    narrow = superiority(_cmp(0.01, 0.015), min_effect=0.02)  # half-width 1.5 < 2: a null could be ruled out
+    assert narrow.verdict == "inconclusive" and "cannot come out" not in narrow.reason
+
+
 @pytest.mark.parametrize("cmp, expected", [
     (_cmp(0.0, 0.01), "supported"),
     (_cmp(0.06, 0.01), "not supported"),

@@ -124,6 +124,29 @@ def test_rules_come_from_the_config_keys() -> None:
     assert rules == R.ClaimRules(32, (16, 64), 0.1, 0.8, 0.01, "advanced", 0.03)
 
 
+def _shipped_rules() -> R.ClaimRules:
+    """The claim rules of config/papers/calib.yaml at demo scale (papers.calib.claims)."""
+    import yaml
+    from pathlib import Path
+
+    cfg = yaml.safe_load((Path(__file__).parents[2] / "config/papers/calib.yaml").read_text())["papers"]["calib"]
+    return R.ClaimRules.from_settings(cfg)
+
+
+def test_shipped_config_lets_a_null_advanced_gain_come_out_not_supported() -> None:
+    """Advanced = light on 2000 images: the card's +0.35-point gain is ruled out (with 0 it was inconclusive)."""
+    rules = _shipped_rules()
+    assert rules.advanced_gain > 0
+    claims = _claims(_evals(2000, ann=1990, none=1000, light=1970, advanced=1970), rules)
+    assert claims["C2b"].verdict == "not supported", claims["C2b"].note
+    assert "papers.calib.claims.advanced_gain" in claims["C2b"].note
+
+
+def test_claim_rules_have_no_defaults_in_code() -> None:
+    with pytest.raises(TypeError):
+        R.ClaimRules(focus_T=16)  # type: ignore[call-arg]
+
+
 def test_correct_matrix_stacks_seeds() -> None:
     evals = _evals(10, ann=10, none=5, light=8, advanced=9, seeds=2)
     m = R.correct_matrix(evals["exp"], 16, "light")

@@ -11,6 +11,7 @@ from reprolab.snn.mtt_report import (
     cost_claim,
     event_claims,
     flexibility_claim,
+    keeps_accuracy,
     range_comparison,
     spread,
 )
@@ -53,6 +54,13 @@ FLAT = [0.9] * 6
 STEEP = [0.2, 0.4, 0.6, 0.75, 0.85, 0.9]
 
 
+def steady(rng, acc, seeds, n, n_T=6, rate=0.01):
+    """``[seeds, n_T, n]``: one network's answers at max_T, the other T flipping ``rate`` of them (as a
+    flexible network answers the same samples right at every T)."""
+    last = bernoulli(rng, acc, (seeds, 1, n))
+    return np.concatenate([flip(rng, np.repeat(last, n_T - 1, axis=1), rate), last], axis=1)
+
+
 # ----------------------------------------------------------------------------- C1 range statistic
 
 
@@ -79,6 +87,18 @@ def test_range_comparison_never_collapses_for_flat_arms():
     assert cmp.estimate == 0 and cmp.half_width > 0.01
 
 
+def test_range_comparison_has_no_seed_term_from_two_seeds():
+    """Two seeds give the seed spread one degree of freedom: conditional on the networks, as the stats layer."""
+    rng = np.random.default_rng(12)
+    a2, b2 = curve(rng, STEEP, 2, 200), curve(rng, FLAT, 2, 200)
+    two = range_comparison(a2, b2, n_boot=300)
+    assert two.df == pytest.approx(199) and not two.seeds_known and "seed spread" not in two.method
+    assert "conditional" in two.describe()
+    a3, b3 = curve(rng, STEEP, 3, 200), curve(rng, FLAT, 3, 200)
+    three = range_comparison(a3, b3, n_boot=300)
+    assert three.seeds_known and "seed spread" in three.method
+
+
 def test_range_comparison_refuses_unpaired_arms():
     with pytest.raises(ValueError, match="same T and units"):
         range_comparison(np.ones((2, 5, 100)), np.ones((2, 4, 100)))
@@ -88,17 +108,40 @@ def test_range_comparison_refuses_unpaired_arms():
 
 
 @pytest.mark.parametrize("sdt_accs, mtt_accs, seeds, n, expected", [
-    (STEEP, FLAT, 3, 400, "supported"),
+    (STEEP, 0.9, 3, 400, "supported"),       # 0.9: a steady MTT network (steady())
     (FLAT, STEEP, 3, 400, "not supported"),
     ([0.84, 0.86, 0.88, 0.9, 0.9, 0.9], FLAT, 3, 400, "inconclusive"),
-    ([0.6, 0.7, 0.8, 0.9, 0.9, 0.9], FLAT, 2, 12, "inconclusive"),  # underpowered: 12 samples, 2 seeds
+    ([0.8, 0.85, 0.9, 0.9, 0.9, 0.9], FLAT, 2, 10, "inconclusive"),  # underpowered: 10 samples, 2 seeds
 ])
 def test_flexibility_claim_verdicts(sdt_accs, mtt_accs, seeds, n, expected):
     rng = np.random.default_rng(1)
-    sdt, mtt = arm(curve(rng, sdt_accs, seeds, n)), arm(curve(rng, mtt_accs, seeds, n))
+    mtt_c = steady(rng, mtt_accs, seeds, n) if isinstance(mtt_accs, float) else curve(rng, mtt_accs, seeds, n)
+    sdt, mtt = arm(curve(rng, sdt_accs, seeds, n)), arm(mtt_c)
     claim = flexibility_claim("e", sdt, mtt, RULES, "demo", [])
     assert claim.verdict == expected, claim.note
     assert [r["setting"].split(",")[0] for r in claim.by_setting] == ["base networks", "deployed IAF networks"]
+
+
+def test_flexibility_claim_needs_mtt_to_keep_its_accuracy():
+    """SDT drops 70 points, MTT 'only' 25: flatter than SDT, but MTT does not keep its accuracy at every T,
+    which the card claims (judged on the range difference alone, this was 'supported')."""
+    rng = np.random.default_rng(13)
+    sdt = arm(curve(rng, STEEP, 3, 1000))
+    mtt = arm(curve(rng, [0.65, 0.75, 0.85, 0.9, 0.9, 0.9], 3, 1000))
+    claim = flexibility_claim("e", sdt, mtt, RULES, "demo", [])
+    assert claim.verdict == "not supported", claim.note
+    assert "[SDT loses more than MTT]" in claim.note and "the interval lies above 0" in claim.note
+    assert "T=1: not supported" in claim.note
+
+
+def test_keeps_accuracy_verdicts():
+    rng = np.random.default_rng(14)
+    assert keeps_accuracy(steady(rng, 0.9, 3, 2000), 0.05).verdict == "supported"
+    assert keeps_accuracy(curve(rng, STEEP, 3, 400), 0.05).verdict == "not supported"
+    assert keeps_accuracy(curve(rng, [0.86, 0.9, 0.9, 0.9, 0.9, 0.9], 3, 400), 0.05).verdict == "inconclusive"
+    assert keeps_accuracy(steady(rng, 0.9, 2, 10), 0.05).verdict == "inconclusive"  # underpowered
+    with pytest.raises(ConfigError, match="one inference T"):
+        keeps_accuracy(np.ones((2, 1, 10)), 0.05)
 
 
 def test_flexibility_claim_needs_mtt_above_chance():
@@ -153,7 +196,8 @@ def test_event_vs_clock_equivalence_at_chance_is_not_a_reproduction():
 @pytest.mark.parametrize("mtt_acc, sdt_acc, seeds, n, expected", [
     (0.9, 0.6, 3, 400, "supported"),
     (0.6, 0.9, 3, 400, "not supported"),
-    (0.9, 0.9, 3, 400, "inconclusive"),
+    (0.9, 0.9, 3, 400, "not supported"),   # a null effect rules out the card's +10.1 points
+    (0.9, 0.82, 3, 400, "inconclusive"),   # a gain, but below the claimed one and not ruling it out
     (0.8, 0.7, 2, 20, "inconclusive"),  # underpowered
 ])
 def test_mtt_vs_sdt_event_driven_claim_verdicts(mtt_acc, sdt_acc, seeds, n, expected):
@@ -161,6 +205,24 @@ def test_mtt_vs_sdt_event_driven_claim_verdicts(mtt_acc, sdt_acc, seeds, n, expe
     mtt, sdt = event_arm(rng, mtt_acc, 0.0, seeds, n), event_arm(rng, sdt_acc, 0.0, seeds, n)
     c2b = event_claims("e", sdt, mtt, RULES, "demo", [])[1]
     assert c2b.id == "C2b" and c2b.verdict == expected, c2b.note
+
+
+def test_mtt_vs_sdt_event_driven_needs_the_configured_gain():
+    """The smallest effect of interest comes from papers.mtt.claims (the card's +10.1 points), not 0."""
+    assert CLAIM_RULES["event_min_effect"] == pytest.approx(0.101)
+    rng = np.random.default_rng(10)
+    mtt, sdt = event_arm(rng, 0.9, 0.0, 3, 400), event_arm(rng, 0.9, 0.0, 3, 400)
+    c2b = event_claims("e", sdt, mtt, RULES, "demo", [])[1]
+    assert c2b.verdict == "not supported" and "papers.mtt.claims.event_min_effect" in c2b.note
+    assert "at least 10.1 points" in c2b.statement
+
+
+def test_mtt_vs_sdt_event_driven_needs_mtt_above_chance():
+    """SDT collapsing below an MTT at chance is not MTT deploying well."""
+    rng = np.random.default_rng(11)
+    mtt, sdt = event_arm(rng, 0.11, 0.0, 3, 300), event_arm(rng, 0.0, 0.0, 3, 300)
+    c2b = event_claims("e", sdt, mtt, dict(RULES, event_min_effect=0.05), "demo", [])[1]
+    assert c2b.verdict == "inconclusive" and "precondition" in c2b.note
 
 
 # ----------------------------------------------------------------------------- C3

@@ -44,6 +44,7 @@ def test_drop_per_sample_averages_to_the_accuracy_drop():
     (0.9, 0.7, 3, 500, "not supported"),
     (0.9, 0.9, 3, 500, "inconclusive"),
     (0.75, 0.85, 2, 20, "inconclusive"),  # underpowered
+    (0.9, 0.9, 2, 20000, "not supported"),  # a null effect rules out the 1-point smallest effect of interest
 ])
 def test_accuracy_claim_verdicts(sdt_acc, tet_acc, seeds, n, expected):
     rng = np.random.default_rng(0)
@@ -52,14 +53,24 @@ def test_accuracy_claim_verdicts(sdt_acc, tet_acc, seeds, n, expected):
     assert claim.verdict == expected, claim.note
 
 
-STEEP = [0.3, 0.7, 0.9, 0.6]
-FLAT = [0.85, 0.9, 0.9, 0.88]
+def test_accuracy_claim_needs_sdt_above_chance():
+    """TET far above an SDT baseline at chance (a baseline that did not train) is no reproduction of C1."""
+    rng = np.random.default_rng(14)
+    claim = accuracy_claim("e", arm(rng, [0.1] * 4, 3, 500), arm(rng, [0.9] * 4, 3, 500), CLAIM_RULES, "demo", [])
+    assert claim.verdict == "inconclusive" and "precondition" in claim.note
+
+
+STEEP = [0.3, 0.7, 0.9, 0.6]      # drop 36.7 points away from T = 10
+FLAT = [0.85, 0.9, 0.9, 0.88]     # drop 2.3 points
+HALF = [0.6, 0.8, 0.9, 0.76]      # drop 18.0 points: about half of STEEP's removed
+SLIGHT = [0.38, 0.74, 0.9, 0.66]  # drop 30.7 points: 16 % of STEEP's removed
 
 
 @pytest.mark.parametrize("sdt_accs, tet_accs, seeds, n, expected", [
     (STEEP, FLAT, 3, 500, "supported"),
     (FLAT, STEEP, 3, 500, "not supported"),
-    (FLAT, FLAT, 3, 500, "inconclusive"),
+    (STEEP, STEEP, 3, 500, "not supported"),   # a TET that changes nothing: the claimed half is ruled out
+    (STEEP, HALF, 3, 500, "inconclusive"),
     ([0.75, 0.85, 0.9, 0.85], FLAT, 2, 10, "inconclusive"),  # underpowered
 ])
 def test_scalability_claim_verdicts(sdt_accs, tet_accs, seeds, n, expected):
@@ -67,6 +78,34 @@ def test_scalability_claim_verdicts(sdt_accs, tet_accs, seeds, n, expected):
     claim = scalability_claim("e", arm(rng, sdt_accs, seeds, n), arm(rng, tet_accs, seeds, n), CLAIM_RULES,
                               "demo", [])
     assert claim.verdict == expected, claim.note
+
+
+def test_scalability_claim_needs_the_configured_fraction_of_the_drop():
+    """TET narrows SDT's drop measurably, but by 16 %, not the configured half: not supported (any
+    reduction counted before); with drop_fraction 0 the same data are supported."""
+    rng = np.random.default_rng(11)
+    sdt, tet = arm(rng, STEEP, 3, 3000), arm(rng, SLIGHT, 3, 3000)
+    claim = scalability_claim("e", sdt, tet, CLAIM_RULES, "demo", [])
+    assert CLAIM_RULES["drop_fraction"] == 0.5
+    assert claim.verdict == "not supported", claim.note
+    assert "removes at least 50 %" in claim.statement and "papers.tet.claims.drop_fraction" in claim.note
+    lenient = scalability_claim("e", sdt, tet, dict(CLAIM_RULES, drop_fraction=0.0), "demo", [])
+    assert lenient.verdict == "supported", lenient.note
+
+
+def test_scalability_claim_rejects_a_fraction_outside_0_1():
+    rng = np.random.default_rng(12)
+    with pytest.raises(ConfigError, match="drop_fraction"):
+        scalability_claim("e", arm(rng, STEEP, 2, 20), arm(rng, FLAT, 2, 20), dict(CLAIM_RULES, drop_fraction=1.5),
+                          "demo", [])
+
+
+def test_scalability_claim_needs_an_sdt_drop():
+    """SDT loses nothing away from its training T: there is no drop to narrow, whatever TET does."""
+    rng = np.random.default_rng(13)
+    flat = [0.9] * 4
+    claim = scalability_claim("e", arm(rng, flat, 3, 500), arm(rng, flat, 3, 500), CLAIM_RULES, "demo", [])
+    assert claim.verdict == "inconclusive" and "sdt_drops" in claim.note
 
 
 def test_scalability_interval_never_collapses_when_nothing_changes_with_T():

@@ -568,8 +568,18 @@ def superiority(cmp: Comparison, min_effect: float = 0.0, scale: float = 100.0, 
         return Verdict("inconclusive", f"A - B = {text}: above 0, but the estimate is below the smallest effect of "
                                        f"interest ({bound}) and the interval does not rule it out.")
     note = (" With no smallest effect of interest, 'not supported' would need A measurably worse than B."
-            if min_effect <= 0 else "")
+            if min_effect <= 0 else _null_reach(cmp, min_effect, scale, unit))
     return Verdict("inconclusive", f"A - B = {text}: the interval contains 0.{note}")
+
+
+def _null_reach(cmp: Comparison, min_effect: float, scale: float, unit: str) -> str:
+    """Says so when a null effect cannot come out "not supported" at this scale: that needs an
+    interval around 0 narrower than ``min_effect``, i.e. a half-width below it."""
+    if cmp.half_width < min_effect:
+        return ""
+    return (f" At this scale the half-width ({_pts(cmp.half_width, scale, unit)}) is at least the smallest effect of "
+            f"interest ({_pts(min_effect, scale, unit)}): a null effect cannot come out 'not supported' here; more "
+            "test units or seeds are needed.")
 
 
 def equivalence(cmp: Comparison, margin: float, scale: float = 100.0, unit: str = " points") -> Verdict:

@@ -137,6 +137,8 @@ def _bits(s: str) -> np.ndarray:
 class ClaimRules:
     """What each claim is judged against, fixed in ``papers.calib.claims`` before the run.
 
+    Every field comes from the config (:meth:`from_settings`); none has a default in code.
+
     Attributes
     ----------
     focus_T
@@ -158,12 +160,12 @@ class ClaimRules:
     """
 
     focus_T: int
-    T_range: tuple[int, int] = (16, 32)
-    naive_loss: float = 0.05
-    recovered: float = 0.5
-    advanced_gain: float = 0.0
-    few_batches_pipeline: str = "light"
-    ann_margin: float = 0.02
+    T_range: tuple[int, int]
+    naive_loss: float
+    recovered: float
+    advanced_gain: float
+    few_batches_pipeline: str
+    ann_margin: float
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> ClaimRules:
@@ -307,7 +309,7 @@ def claims_from(evals: dict[str, list[dict[str, Any]]], histories: dict[str, dic
                                      f"is better than light calibration ({exp})."),
                 paper_value=PAPER_ADVANCED, paper_label=CARD_LABEL, measured=f"{measured} ({where})",
                 verdict=verdict.verdict, scale=scale, evidence=evidence, by_setting=rows,
-                note=(f"{verdict.reason} {paired}Smallest gain of interest {100 * rules.advanced_gain:.1f} points "
+                note=(f"{verdict.reason} {paired}Smallest gain of interest {100 * rules.advanced_gain:.2f} points "
                       "(papers.calib.claims.advanced_gain). The official CIFAR 'advanced' is threshold + potential "
                       "calibration (weight calibration is commented out there); a pipeline with weight calibration, "
                       "where configured, is reported in the table."),

@@ -334,16 +334,19 @@ def summarise(evals: dict, histories: dict) -> dict[str, dict[str, dict[str, Any
 
 
 #: Defaults of ``papers.tet.claims`` (config/schemas/tet.yaml describes each key).
-CLAIM_RULES: dict[str, Any] = {"accuracy_min_effect": 0.0, "drop_min_effect": 0.0, "tit_margin": 0.02,
+CLAIM_RULES: dict[str, Any] = {"accuracy_min_effect": 0.01, "drop_fraction": 0.5, "tit_margin": 0.02,
                                "tit_budget": "epochs"}
 
 
 def accuracy_claim(exp: str, sdt: dict[str, Any], tet: dict[str, Any], rules: dict[str, Any], scale: str,
                    evidence: list[str]) -> Claim:
-    """C1: TET is more accurate than SDT at the training T (superiority, paired on samples and seeds)."""
+    """C1: TET is more accurate than SDT at the training T (superiority, paired on samples and seeds),
+    counted only with SDT above chance (a baseline that did not train is no comparison)."""
     i = sdt["Ts"].index(sdt["T"])
     cmp = paired_comparison(tet["correct_by_T"][:, i], sdt["correct_by_T"][:, i])
-    v = superiority(cmp, rules["accuracy_min_effect"])
+    v = require(superiority(cmp, rules["accuracy_min_effect"]),
+                sdt_above_chance=above_chance(sdt["correct_by_T"][:, i], 1.0 / sdt["num_classes"],
+                                              label=f"SDT accuracy at T={sdt['T']}"))
     n = sdt["n_seeds"]
     return Claim(
         id="C1", statement=f"TET gives higher test accuracy than SDT with the same network, data and schedule ({exp}, T={sdt['T']}).",
@@ -353,8 +356,8 @@ def accuracy_claim(exp: str, sdt: dict[str, Any], tet: dict[str, Any], rules: di
         verdict=v.verdict, scale=scale, evidence=evidence,
         note=(f"Superiority of per-sample correctness at T={sdt['T']}, paired on the {sdt['n_test']} test samples and on "
               f"seeds (both arms start from the same weights and batch order of a seed); smallest effect of interest "
-              f"{_pt(rules['accuracy_min_effect'])} points (papers.tet.claims.accuracy_min_effect). Final epoch, no "
-              f"selection on the test set. {v.reason}"),
+              f"{_pt(rules['accuracy_min_effect'])} points (papers.tet.claims.accuracy_min_effect); SDT must be above "
+              f"chance. Final epoch, no selection on the test set. {v.reason}"),
     )
 
 
@@ -375,26 +378,45 @@ def floored(cmp: Comparison) -> Comparison:
 
 def scalability_claim(exp: str, sdt: dict[str, Any], tet: dict[str, Any], rules: dict[str, Any], scale: str,
                       evidence: list[str]) -> Claim:
-    """C2: TET loses less accuracy than SDT away from its training T (per-sample drop, paired superiority),
-    gated on TET above chance at its training T (a network at chance everywhere loses nothing)."""
-    T = sdt["T"]
+    """C2: TET removes at least the fraction ``rules['drop_fraction']`` of the accuracy SDT loses away
+    from its training T.
+
+    ``drop_TET <= (1 - f) drop_SDT`` is ``(1 - f) drop_SDT - drop_TET >= 0``: superiority of the
+    per-sample quantity ``(1 - f) d_SDT`` over ``d_TET``, paired on test samples and seeds, so a
+    TET that narrows SDT's drop by less than ``f`` (or not at all) comes out "not supported"
+    once the interval rules out ``f``. Gated on SDT losing accuracy measurably away from its
+    training T (there is no drop to narrow otherwise) and on TET above chance at its training T
+    (a network at chance everywhere loses nothing).
+    """
+    T, f = sdt["T"], float(rules["drop_fraction"])
+    if not 0.0 <= f <= 1.0:
+        raise ConfigError(f"papers.tet.claims.drop_fraction must lie in [0, 1] (a fraction of SDT's drop), not {f}")
     d_sdt, d_tet = (drop_per_sample(a["Ts"], a["correct_by_T"], T) for a in (sdt, tet))
-    cmp = floored(paired_comparison(d_sdt, d_tet, binary=False))
+    cmp = floored(paired_comparison((1.0 - f) * d_sdt, d_tet, binary=False))
+    diff = floored(paired_comparison(d_sdt, d_tet, binary=False))
+    sdt_drop = floored(paired_comparison(d_sdt, np.zeros_like(d_sdt), binary=False))
     i = tet["Ts"].index(T)
-    v = require(superiority(cmp, rules["drop_min_effect"]),
+    v = require(superiority(cmp),
+                sdt_drops=superiority(sdt_drop),
                 tet_above_chance=above_chance(tet["correct_by_T"][:, i], 1.0 / tet["num_classes"],
                                               label=f"TET accuracy at T={T}"))
     others = [t for t in sdt["Ts"] if t != T]
+    removed = (f"{100 * (1 - d_tet.mean() / d_sdt.mean()):.0f} % of SDT's drop removed" if d_sdt.mean() > 0
+               else "SDT loses nothing away from its training T")
     return Claim(
-        id="C2", statement=f"A TET network degrades less than SDT when tested at T other than its training T ({exp}).",
+        id="C2", statement=(f"A TET network degrades less than SDT when tested at T other than its training T: it "
+                            f"removes at least {100 * f:.0f} % of SDT's accuracy drop ({exp})."),
         paper_value="qualitative (abstract: 'TET improves the temporal scalability of SNN')",
         paper_label="verified: arXiv abstract",
-        measured=(f"mean accuracy lost away from T={T} (T in {others}): SDT {_pt(d_sdt.mean())} points, "
-                  f"TET {_pt(d_tet.mean())} points (SDT - TET {cmp.describe()})"),
+        measured=(f"mean accuracy lost away from T={T} (T in {others}): SDT {_pt(d_sdt.mean())} points "
+                  f"({round(100 * sdt_drop.level)} % CI {_pt(sdt_drop.low)} to {_pt(sdt_drop.high)}), "
+                  f"TET {_pt(d_tet.mean())} points; {removed}; SDT - TET {diff.describe()}; {100 * (1 - f):.0f} % of SDT's drop - TET's drop {cmp.describe()}"),
         verdict=v.verdict, scale=scale, evidence=evidence,
         note=(f"Drop per sample = correct at T={T} minus the mean correctness at the other evaluated T (frames re-binned "
-              f"to T); superiority of SDT's drop over TET's, paired on samples and seeds; smallest effect of interest "
-              f"{_pt(rules['drop_min_effect'])} points (papers.tet.claims.drop_min_effect). {v.reason}"),
+              f"to T). A = (1 - {f:g}) x SDT's drop, B = TET's drop, paired on samples and seeds: A - B > 0 is TET "
+              f"removing more than {100 * f:.0f} % of SDT's drop (papers.tet.claims.drop_fraction; the card states no "
+              f"fraction, so the key fixes what 'degrades less' must amount to before the run). Counted only where "
+              f"SDT's drop is measurably above 0 and TET is above chance at T={T}. {v.reason}"),
     )
 
 
