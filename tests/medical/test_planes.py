@@ -51,7 +51,8 @@ SPEC = {
                                      "test": 3},
     "slices": 6, "coverage_mm": [-45, 45], "acquisition": {"rows": 40, "cols": 40, "pixel_spacing": [5.0, 5.0]},
     "axis_tilt_deg": 15, "inplane_deg": 30, "lax_angle_deg": 60, "lax_jitter_deg": 0, "shift_mm": 5,
-    "centre_jitter_mm": 2, "scale": 0.05, "noise": 0.01, "seed": 0,
+    "centre_jitter_mm": 2, "scale": 0.05, "deformation": {"magnitude_mm": 0.0, "smoothness_mm": 20.0, "steps": 7},
+    "intensity": {"gamma": 1.0, "bias": 0.0}, "noise": 0.01, "seed": 0,
 }
 CFG = {
     "arms": ["scratch", "line", "slice", "multitask"], "seeds": [1, 2], "pretrain_seed": 1, "heatmap_sigma_px": 1.5,
@@ -209,3 +210,21 @@ def test_pretext_data_roles_are_separate(data):
     assert len(index) == 16 and len(set(train.subject[index])) == 16  # one image per subject per epoch
     with pytest.raises(Exception, match="role 'train'"):
         PretextData(arrays, "train")
+
+
+def test_f0_shows_the_middle_slice_of_distinct_subjects_test_subjects_first(data, tmp_path: Path):
+    from reprolab.medical.planes import load_npz
+    from reprolab.medical.planes_report import middle_slices, subjects_figure
+
+    arrays = load_npz(data["segmentation"])
+    picked = middle_slices(arrays, 4)
+    assert len(picked) == 4 and len({p[0] for p in picked}) == 4
+    assert [p[1] for p in picked] == ["test", "test", "test", "train"]  # SPEC: 3 test subjects
+    for subject, _, i in picked:
+        v = arrays["volume"][i]
+        assert str(arrays["subjects"][arrays["volume_subject"][v]]) == subject
+        index = np.flatnonzero(arrays["volume"] == v)
+        assert i == index[len(index) // 2]
+    out = tmp_path / "subjects.png"
+    subjects_figure(data["segmentation"], str(out), n=4)
+    assert out.stat().st_size > 1000

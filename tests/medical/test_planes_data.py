@@ -10,11 +10,14 @@ import pytest
 from reprolab.core.errors import DataError
 from reprolab.medical.planes_data import (
     LAX_VIEWS,
+    DeformedSubject,
     assign_roles,
+    bias_field,
     load_demo,
     read_acdc,
     read_dsb2,
     save_demo,
+    subject_deformation,
     synthesise_demo,
 )
 
@@ -23,7 +26,8 @@ DEMO_SPEC = {
                                      "test": 1},
     "slices": 4, "coverage_mm": [-30, 40], "acquisition": {"rows": 24, "cols": 20, "pixel_spacing": [6.0, 7.0]},
     "axis_tilt_deg": 20, "inplane_deg": 180, "lax_angle_deg": 60, "lax_jitter_deg": 0, "shift_mm": 5,
-    "centre_jitter_mm": 2, "scale": 0.1, "noise": 0.01, "seed": 3,
+    "centre_jitter_mm": 2, "scale": 0.1, "deformation": {"magnitude_mm": 8.0, "smoothness_mm": 20.0, "steps": 7},
+    "intensity": {"gamma": 1.5, "bias": 0.3}, "noise": 0.01, "seed": 3,
 }
 
 
@@ -55,6 +59,106 @@ def test_demo_subjects_have_parallel_sax_stacks_and_long_axis_planes_through_the
         im = study.sax[len(study.sax) // 2]
         assert im.pixels.shape == (1, 24, 20) and im.label.shape == (24, 20)
         assert set(np.unique(im.label)) <= {0, 1, 2, 3} and (im.label > 0).mean() > 0.2  # the brain is in view
+
+
+@pytest.fixture(scope="module")
+def template():
+    from reprolab.medical.anatomy import mni152, tissue_labels
+
+    anatomy = mni152(2)
+    return anatomy, tissue_labels(anatomy)
+
+
+def axial_plane(anatomy, z_mm: float = 10.0):
+    """An axial plane through the brain centre, 2 mm pixels, 80 x 96."""
+    from reprolab.medical.geometry import Plane
+    from reprolab.medical.planes_data import brain_centre
+
+    c = brain_centre(anatomy)
+    origin = np.array([c[0] - 79.0, c[1] - 95.0, z_mm])
+    return Plane.from_dicom(origin, [1, 0, 0, 0, 1, 0], (2.0, 2.0), 96, 80)
+
+
+def subject(template, seed: int | None, gamma: float = 1.0, bias: float = 0.0) -> DeformedSubject:
+    anatomy, labels = template
+    field = None if seed is None else subject_deformation(anatomy, 8.0, 20.0, 7, seed)
+    coeffs = np.full(9, bias)
+    return DeformedSubject(anatomy, labels, anatomy.affine, field, gamma, (np.zeros(3), coeffs), 0.0)
+
+
+def test_undeformed_subject_is_the_template_on_the_plane(template):
+    from reprolab.medical.geometry import sample_volume
+
+    anatomy, labels = template
+    plane = axial_plane(anatomy)
+    image, label = subject(template, None).sample(plane, np.random.default_rng(0))
+    assert np.allclose(image[0], sample_volume(anatomy.t1, anatomy.affine, plane), atol=1e-6)
+    assert np.array_equal(label, sample_volume(labels, anatomy.affine, plane, order=0))
+
+
+def test_deformation_is_smooth_invertible_and_of_the_configured_size(template):
+    import torch
+
+    from reprolab.medical.registration import jacobian_determinant
+
+    anatomy, _ = template
+    field = subject_deformation(anatomy, 8.0, 20.0, 7, seed=5)
+    size = np.linalg.norm(field.ddf, axis=0)
+    assert 4.0 < size.max() < 12.0  # about magnitude_mm
+    det = jacobian_determinant(torch.as_tensor(field.ddf / field.spacing_mm)[None])
+    assert float(det.min()) > 0  # no folding: a diffeomorphism
+    assert subject_deformation(anatomy, 0.0, 20.0, 7, seed=5) is None
+    again = subject_deformation(anatomy, 8.0, 20.0, 7, seed=5)
+    assert np.array_equal(again.ddf, field.ddf)  # seeded
+    with pytest.raises(ValueError, match="smoothness_mm"):
+        subject_deformation(anatomy, 8.0, 0.0, 7, seed=5)
+
+
+def test_subjects_differ_from_each_other_and_from_the_template(template):
+    anatomy, _ = template
+    plane = axial_plane(anatomy)
+    rng = np.random.default_rng(0)
+    _, base = subject(template, None).sample(plane, rng)
+    labels = [subject(template, seed).sample(plane, rng)[1] for seed in (1, 2, 3)]
+    brain = base > 0
+    for k, lab in enumerate(labels):
+        changed = (lab != base)[brain].mean()
+        assert changed > 0.08, f"subject {k}: only {changed:.3f} of the brain pixels changed label"
+        for other in labels[k + 1:]:
+            assert (lab != other)[brain | (other > 0)].mean() > 0.08
+        assert (lab > 0).mean() == pytest.approx(brain.mean(), rel=0.15)  # the same anatomy, moved, not destroyed
+    # contrast and bias change the intensities of the same anatomy
+    flat, _ = subject(template, None).sample(plane, rng)
+    curved, _ = subject(template, None, gamma=1.5, bias=0.3).sample(plane, rng)
+    assert np.abs(curved - flat)[0][brain].mean() > 0.05
+
+
+def test_labels_stay_aligned_with_their_image(template):
+    anatomy, _ = template
+    plane = axial_plane(anatomy)
+    rng = np.random.default_rng(0)
+    _, template_label = subject(template, None).sample(plane, rng)
+    image, label = subject(template, 4).sample(plane, rng)
+    image = image[0]
+
+    def agreement(lab: np.ndarray) -> float:
+        """Share of grey- and white-matter pixels whose intensity is on their class's side of the two means."""
+        gm, wm = image[lab == 1], image[lab == 2]
+        cut = (np.median(gm) + np.median(wm)) / 2
+        return float(((gm < cut).sum() + (wm > cut).sum()) / (len(gm) + len(wm)))
+
+    own, template_only = agreement(label), agreement(template_label)
+    assert own > 0.85
+    assert own > template_only + 0.05  # the template's labels no longer fit the deformed image
+
+
+def test_bias_field_is_one_at_the_centre_and_smooth():
+    points = np.array([[0.0, 0.0, 0.0], [100.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    coeffs = np.zeros(9)
+    coeffs[0] = 0.3
+    values = bias_field(points, np.zeros(3), coeffs)
+    assert values[0] == pytest.approx(1.0) and values[1] == pytest.approx(np.exp(0.3))
+    assert abs(values[2] - 1.0) < 0.01
 
 
 def test_demo_storage_round_trip_keeps_pixels_labels_and_geometry(demo_studies, tmp_path: Path):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reprolab.medical.planes_report import claims_from, dice_table, dice_units, limited_budgets
+from reprolab.medical.planes_report import claims_from, dice_table, dice_units, limited_budgets, works_gate
+from reprolab.report.stats import Verdict
 
-SETTINGS = {"claims": {"min_effect": 0.0, "margin": 0.01}}
+SETTINGS = {"claims": {"min_effect": 0.0, "margin": 0.01, "works_dice": 0.3}}
 BUDGETS = ["1", "2", "all"]
 
 
@@ -26,10 +27,10 @@ def record(arm: str, dice: dict[str, np.ndarray]) -> dict:
 
 
 def arms(gains: dict[str, dict[str, float]], seeds: int = 3, volumes: int = 16, noise: float = 0.02,
-         seed: int = 0) -> dict[str, dict]:
-    """Four arms sharing per-volume difficulty; ``gains[arm][budget]`` is added to scratch's Dice."""
+         seed: int = 0, level: float = 0.6) -> dict[str, dict]:
+    """Four arms sharing per-volume difficulty; ``gains[arm][budget]`` is added to scratch's Dice (about ``level``)."""
     rng = np.random.default_rng(seed)
-    base = {b: 0.6 + 0.05 * i + rng.normal(0, 0.05, (1, volumes, 1)) for i, b in enumerate(BUDGETS)}
+    base = {b: level + 0.05 * i + rng.normal(0, 0.05, (1, volumes, 1)) for i, b in enumerate(BUDGETS)}
     out = {}
     for arm in ("scratch", "line", "slice", "multitask"):
         out[arm] = record(arm, {b: np.clip(base[b] + gains.get(arm, {}).get(b, 0.0)
@@ -85,3 +86,46 @@ def test_units_are_paired_by_seed_and_volume_and_mismatches_are_refused():
         dice_units(finetune["line"], "1")
     table = dice_table(arms({}), ["a", "b", "c"])
     assert len(table.rows) == 4 * 3 and table.rows[2][1] == "all (16)"
+
+
+SUPPORTED, REFUTED, OPEN = (Verdict("supported", "s"), Verdict("not supported", "n"), Verdict("inconclusive", "i"))
+
+
+@pytest.mark.parametrize(("verdict", "claimed", "comparator", "expected"), [
+    (SUPPORTED, 0.6, 0.5, "supported"),         # both work: the comparison stands
+    (OPEN, 0.6, 0.5, "inconclusive"),
+    (REFUTED, 0.6, 0.7, "not supported"),
+    (SUPPORTED, 0.2, 0.1, "not supported"),     # the claimed arm does not work: no benefit to claim
+    (OPEN, 0.25, 0.6, "not supported"),
+    (SUPPORTED, 0.6, 0.2, "inconclusive"),      # beating a comparator that does not work is no evidence
+    (REFUTED, 0.35, 0.29, "inconclusive"),
+])
+def test_works_gate_outcomes(verdict, claimed, comparator, expected):
+    out = works_gate(verdict, claimed, comparator, 0.3, "line only", "scratch")
+    assert out.verdict == expected
+    if expected != verdict.verdict:
+        assert "works_dice" in out.reason and verdict.reason in out.reason
+
+
+def test_works_gate_refuses_a_threshold_outside_0_1():
+    with pytest.raises(ValueError, match="works_dice"):
+        works_gate(SUPPORTED, 0.6, 0.5, 30.0, "a", "b")
+
+
+def test_a_gain_over_a_scratch_arm_that_does_not_work_is_inconclusive():
+    # scratch at about 0.1 Dice, pretraining +0.4 at every limited budget: "supported" without the gate
+    gain = {"1": 0.4, "2": 0.4, "all": 0.4}
+    finetune = arms({"line": gain, "slice": gain, "multitask": gain}, level=0.1)
+    v = verdicts(finetune)
+    assert v["C1a"] == v["C1b"] == v["C1c"] == v["C1d"] == "inconclusive"
+    ungated = {c.id: c.verdict for c in claims_from(finetune, {"claims": {**SETTINGS["claims"], "works_dice": 0.0}},
+                                                     "demo", ["x.json"])}
+    assert ungated["C1a"] == ungated["C1b"] == ungated["C1c"] == "supported"
+
+
+def test_a_pretrained_arm_that_does_not_work_is_not_supported():
+    # every arm near 0.15 Dice with a small real gain: both at chance, not a reproduction
+    gain = {"1": 0.08, "2": 0.08, "all": 0.0}
+    v = verdicts(arms({"line": gain, "slice": gain, "multitask": gain}, level=0.05))
+    assert v["C1a"] == v["C1b"] == v["C1c"] == v["C1d"] == "not supported"
+    assert v["C2a"] == v["C2b"] == "not supported"

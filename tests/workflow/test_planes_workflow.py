@@ -21,7 +21,7 @@ CLAIMS = {"C1a", "C1b", "C1c", "C1d", "C2a", "C2b", "C3"}
 
 def test_smoke_report_is_complete_and_self_contained(smoke_run: Path):
     html = (smoke_run / "results/planes/report.html").read_text()
-    assert html.count('<img src="data:image/png;base64,') == 4
+    assert html.count('<img src="data:image/png;base64,') == 5  # F0-F4
     assert "src=\"http" not in html
     claims = json.loads((smoke_run / "results/planes/claims.json").read_text())
     assert {c["id"] for c in claims["claims"]} == CLAIMS

@@ -144,7 +144,9 @@ rule planes_figures:
         histories=expand("results/planes/pretrain/{arm}/history.json", arm=PLANES_PRETEXT_ARMS),
         examples=expand("results/planes/pretrain/{arm}/examples.npz", arm=PLANES_PRETEXT_ARMS),
         finetune=expand("results/planes/finetune/{arm}/eval.json", arm=PLANES["arms"]),
+        segmentation=f"{DATA}/planes/{SCALE}/segmentation.npz",
     output:
+        subjects=report("results/planes/figures/subjects.png", caption="../report/planes/subjects.rst", category="planes"),
         heatmaps=report("results/planes/figures/heatmaps.png", caption="../report/planes/heatmaps.rst", category="planes"),
         slices=report("results/planes/figures/slice_location.png", caption="../report/planes/slices.rst", category="planes"),
         budget=report("results/planes/figures/dice_vs_budget.png", caption="../report/planes/budget.rst", category="planes"),

@@ -7,8 +7,9 @@ Planes", MedIA 94 (2024) 103151, arXiv:2403.16499. Every source becomes a list o
 (2CH, 4CH), so that the pretext targets and the segmentation inputs are computed by one code path
 (:mod:`reprolab.medical.planes`) whatever the source:
 
-- demo: nilearn's MNI152 T1 template resliced on stacks of parallel oblique planes and on two
-  long-axis planes per synthetic "subject" (:func:`synthesise_demo`), stored as arrays of the
+- demo: nilearn's MNI152 T1 template under a seeded smooth deformation and intensity change per
+  synthetic "subject", resliced on a stack of parallel oblique planes and on two long-axis
+  planes (:func:`synthesise_demo`), stored as arrays of the
   DICOM fields (:func:`save_demo` / :func:`load_demo`), with tissue labels for segmentation;
 - paper scale, pretraining: the Kaggle Second Annual Data Science Bowl cine CMR DICOM series
   (``<patient>/study/{sax_*, 2ch_*, 4ch_*}/*.dcm``, :func:`read_dsb2`);
@@ -29,7 +30,7 @@ import numpy as np
 
 from reprolab.core.errors import DataError
 from reprolab.core.io import atomic_path
-from reprolab.medical.geometry import Plane, planes_of_volume, sample_volume
+from reprolab.medical.geometry import Plane, planes_of_volume
 
 log = logging.getLogger("reprolab.planes")
 
@@ -119,18 +120,24 @@ def brain_centre(anatomy) -> np.ndarray:
 
 
 def synthesise_demo(anatomy, labels: np.ndarray, spec: Mapping[str, Any]) -> list[Study]:
-    """Demo subjects: the MNI152 template resliced on anatomy-oriented planes.
+    """Demo subjects: the MNI152 template, deformed per subject, resliced on anatomy-oriented planes.
 
-    Each subject is the template scaled about the brain centre by a random factor per axis
-    (``1 +- scale``). Its "long axis" is a direction within ``axis_tilt_deg`` of superior
-    through the brain centre (jittered by ``centre_jitter_mm``). The SAX-like stack has
-    ``slices`` parallel planes perpendicular to that axis at offsets spanning ``coverage_mm``
-    (shared IOP, rotated in-plane by up to ``inplane_deg``, the field of view shifted by up to
-    ``shift_mm``); the two long-axis planes contain the axis, the 4CH-like one the left-right
-    direction and the 2CH-like one turned ``lax_angle_deg`` from it (each jittered by
-    ``lax_jitter_deg``), as 2CH and 4CH views contain the left ventricle's long axis. Their
-    intersecting lines with the SAX images and the slice positions follow from the anatomy,
-    which is what the pretext tasks learn from.
+    Each subject is the template under its own seeded smooth diffeomorphic deformation
+    (:func:`subject_deformation`: a random stationary velocity field of largest magnitude
+    ``deformation.magnitude_mm`` and spatial scale ``deformation.smoothness_mm``, integrated by
+    scaling and squaring), after a per-axis scaling about the brain centre by ``1 +- scale``;
+    its intensities get a per-subject contrast change (gamma in ``intensity.gamma``), a smooth
+    multiplicative bias field (log-amplitude up to ``intensity.bias``) and Gaussian noise
+    (``noise``). Labels are the template's tissue labels pulled back through the same map
+    (nearest neighbour), so they stay aligned with the image. Its "long axis" is a direction
+    within ``axis_tilt_deg`` of superior through the brain centre (jittered by
+    ``centre_jitter_mm``). The SAX-like stack has ``slices`` parallel planes perpendicular to
+    that axis at offsets spanning ``coverage_mm`` (shared IOP, rotated in-plane by up to
+    ``inplane_deg``, the field of view shifted by up to ``shift_mm``); the two long-axis planes
+    contain the axis, the 4CH-like one the left-right direction and the 2CH-like one turned
+    ``lax_angle_deg`` from it (each jittered by ``lax_jitter_deg``), as 2CH and 4CH views contain
+    the left ventricle's long axis. Their intersecting lines with the SAX images and the slice
+    positions follow from the plane geometry, which is what the pretext tasks learn from.
 
     Parameters
     ----------
@@ -154,17 +161,165 @@ def synthesise_demo(anatomy, labels: np.ndarray, spec: Mapping[str, Any]) -> lis
     for role in ROLES:
         for _ in range(spec["subjects"].get(role, 0)):
             sid = f"demo{len(studies):03d}"
-            studies.append(_demo_subject(sid, role, anatomy, labels, centre0, rows, cols, spacing, spec, rng))
+            subject = _subject_appearance(anatomy, labels, centre0, spec, rng)
+            studies.append(_demo_subject(sid, role, subject, centre0, rows, cols, spacing, spec, rng))
     return studies
 
 
-def _demo_subject(sid: str, role: str, anatomy, labels: np.ndarray, centre0: np.ndarray, rows: int, cols: int,
-                  spacing: tuple[float, float], spec: Mapping[str, Any], rng: np.random.Generator) -> Study:
+@dataclass
+class DeformedSubject:
+    """One synthetic subject: the template seen through a world-space map, with its intensity changes.
+
+    Attributes
+    ----------
+    anatomy
+        The template (:class:`reprolab.medical.anatomy.Anatomy`).
+    labels
+        Tissue labels on the template's grid.
+    affine
+        The subject's voxel-to-world matrix before the deformation (the per-axis scaling).
+    field
+        :class:`DeformationField` of the subject (world mm), or ``None`` (no deformation).
+    gamma
+        Contrast exponent applied to the template's [0, 1] intensities.
+    bias
+        ``(centre, coefficients)`` of the log bias field, a quadratic polynomial of the
+        position (see :func:`bias_field`).
+    noise
+        Standard deviation of the added Gaussian noise.
+    """
+
+    anatomy: Any
+    labels: np.ndarray
+    affine: np.ndarray
+    field: DeformationField | None
+    gamma: float
+    bias: tuple[np.ndarray, np.ndarray]
+    noise: float
+
+    def sample(self, plane: Plane, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Image ``[1, rows, cols]`` (float32) and labels ``[rows, cols]`` (uint8) of this subject on ``plane``."""
+        world = plane.pixel_centres().reshape(-1, 3)
+        pulled = world if self.field is None else world + self.field.displacement(world)
+        t1 = sample_points(self.anatomy.t1, self.affine, pulled, order=1)
+        label = sample_points(self.labels, self.affine, pulled, order=0)
+        image = np.clip(t1, 0.0, 1.0) ** self.gamma * bias_field(world, *self.bias)
+        image = image + self.noise * rng.standard_normal(image.shape)
+        shape = (plane.rows, plane.cols)
+        return image.reshape(1, *shape).astype(np.float32), label.reshape(shape).astype(np.uint8)
+
+
+@dataclass
+class DeformationField:
+    """A displacement field in world millimetres on a regular grid (pull-back: ``p -> p + u(p)``).
+
+    Attributes
+    ----------
+    origin
+        World position (mm) of grid index ``(0, 0, 0)``.
+    spacing_mm
+        Grid spacing (isotropic).
+    ddf
+        ``[3, X, Y, Z]`` displacement in mm (world axes).
+    """
+
+    origin: np.ndarray
+    spacing_mm: float
+    ddf: np.ndarray
+
+    def displacement(self, world: np.ndarray) -> np.ndarray:
+        """``u(p)`` at world points ``[n, 3]`` (trilinear; 0 outside the grid)."""
+        from scipy.ndimage import map_coordinates
+
+        index = ((np.asarray(world, dtype=float) - self.origin) / self.spacing_mm).T
+        return np.stack([map_coordinates(c, index, order=1, mode="constant", cval=0.0) for c in self.ddf], axis=1)
+
+
+def sample_points(volume: np.ndarray, affine: np.ndarray, world: np.ndarray, order: int = 1) -> np.ndarray:
+    """Values of ``volume`` (voxel-to-world ``affine``) at world points ``[n, 3]`` (0 outside; 0 = nearest)."""
+    from scipy.ndimage import map_coordinates
+
+    inverse = np.linalg.inv(np.asarray(affine, dtype=float))
+    index = np.asarray(world, dtype=float) @ inverse[:3, :3].T + inverse[:3, 3]
+    return map_coordinates(volume, index.T, order=order, mode="constant", cval=0.0, prefilter=False)
+
+
+def subject_deformation(anatomy, magnitude_mm: float, smoothness_mm: float, steps: int,
+                        seed: int) -> DeformationField | None:
+    """A seeded smooth diffeomorphic deformation of the template's field of view.
+
+    A stationary velocity field (:func:`reprolab.medical.registration.random_velocity`:
+    Gaussian-filtered noise of width ``smoothness_mm``, scaled so that its largest magnitude is
+    ``magnitude_mm``) on a grid of spacing ``smoothness_mm / 3`` covering the template is
+    integrated by scaling and squaring (:func:`reprolab.medical.registration.integrate_velocity`,
+    ``steps`` squarings), which gives an invertible map.
+
+    Parameters
+    ----------
+    anatomy
+        The template; its bounding box (plus ``2 * smoothness_mm``) is the field's grid.
+    magnitude_mm
+        Largest velocity magnitude, mm (about the largest displacement); 0 = no deformation.
+    smoothness_mm
+        Spatial scale (Gaussian sigma) of the velocity field, mm.
+    steps
+        Scaling-and-squaring steps.
+    seed
+        Seed of the velocity field.
+
+    Returns
+    -------
+    DeformationField or None
+        ``None`` when ``magnitude_mm`` is 0.
+    """
+    import torch
+
+    from reprolab.medical.registration import integrate_velocity, random_velocity
+
+    if magnitude_mm < 0 or smoothness_mm <= 0:
+        raise ValueError(f"deformation magnitude_mm must be >= 0 and smoothness_mm > 0, got {magnitude_mm}, "
+                         f"{smoothness_mm} (papers.planes.<scale>.data.demo.deformation)")
+    if magnitude_mm == 0:
+        return None
+    corners = np.array([[i, j, k, 1.0] for i in (0, anatomy.t1.shape[0] - 1) for j in (0, anatomy.t1.shape[1] - 1)
+                        for k in (0, anatomy.t1.shape[2] - 1)]) @ anatomy.affine.T
+    spacing = smoothness_mm / 3.0
+    lo = corners[:, :3].min(axis=0) - 2 * smoothness_mm
+    shape = tuple(int(n) for n in np.ceil((corners[:, :3].max(axis=0) + 2 * smoothness_mm - lo) / spacing) + 1)
+    generator = torch.Generator().manual_seed(int(seed))
+    velocity = random_velocity(shape, sigma=3.0, max_velocity=magnitude_mm / spacing, generator=generator)
+    ddf = integrate_velocity(velocity, steps=int(steps))[0].numpy().astype(np.float64) * spacing
+    return DeformationField(origin=lo, spacing_mm=spacing, ddf=ddf)
+
+
+def bias_field(world: np.ndarray, centre: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
+    """Smooth multiplicative bias ``exp(c . [x, y, z, x^2, y^2, z^2, xy, xz, yz])`` at world points ``[n, 3]``.
+
+    Positions are taken relative to ``centre`` in units of 100 mm (about a head's half-width),
+    so coefficients of size ``b`` change the intensity by about ``exp(+-b)`` across the head.
+    """
+    x, y, z = ((np.asarray(world, dtype=float) - centre) / 100.0).T
+    terms = np.stack([x, y, z, x * x, y * y, z * z, x * y, x * z, y * z])
+    return np.exp(np.asarray(coefficients) @ terms)
+
+
+def _subject_appearance(anatomy, labels: np.ndarray, centre0: np.ndarray, spec: Mapping[str, Any],
+                        rng: np.random.Generator) -> DeformedSubject:
+    """Draw one subject's scaling, deformation, contrast, bias field and noise level."""
     scale = 1 + rng.uniform(-spec["scale"], spec["scale"], size=3)
     warp = np.eye(4)
     warp[:3, :3] = np.diag(scale)
     warp[:3, 3] = centre0 - scale * centre0
-    affine = warp @ anatomy.affine  # the subject's voxel-to-world matrix
+    deformation, intensity = spec["deformation"], spec["intensity"]
+    field = subject_deformation(anatomy, deformation["magnitude_mm"], deformation["smoothness_mm"],
+                                deformation["steps"], int(rng.integers(2**31)))
+    gamma = float(np.exp(rng.uniform(-1, 1) * np.log(intensity["gamma"])))
+    coefficients = rng.uniform(-intensity["bias"], intensity["bias"], size=9)
+    return DeformedSubject(anatomy, labels, warp @ anatomy.affine, field, gamma, (centre0, coefficients), spec["noise"])
+
+
+def _demo_subject(sid: str, role: str, subject: DeformedSubject, centre0: np.ndarray, rows: int, cols: int,
+                  spacing: tuple[float, float], spec: Mapping[str, Any], rng: np.random.Generator) -> Study:
     centre = centre0 + rng.normal(scale=spec["centre_jitter_mm"], size=3)
     axis = _tilted_axis(rng, spec["axis_tilt_deg"])
     left_right = _unit(np.array([1.0, 0, 0]) - axis[0] * axis)
@@ -177,18 +332,13 @@ def _demo_subject(sid: str, role: str, anatomy, labels: np.ndarray, centre0: np.
     sax = []
     for offset in np.linspace(lo, hi, spec["slices"]):
         plane = _centred_plane(centre + offset * axis + shift, x, y, spacing, rows, cols)
-        sax.append(PlaneImage(plane, _noisy(sample_volume(anatomy.t1, affine, plane), spec["noise"], rng),
-                              sample_volume(labels, affine, plane, order=0)))
+        sax.append(PlaneImage(plane, *subject.sample(plane, rng)))
     lax = {}
     for view, angle in (("4ch", 0.0), ("2ch", spec["lax_angle_deg"])):
         in_plane = _rotate(left_right, axis, np.radians(angle + rng.uniform(-1, 1) * spec["lax_jitter_deg"]))
         plane = _centred_plane(centre + (lo + hi) / 2 * axis, in_plane, -axis, spacing, rows, cols)
-        lax[view] = PlaneImage(plane, _noisy(sample_volume(anatomy.t1, affine, plane), spec["noise"], rng))
+        lax[view] = PlaneImage(plane, subject.sample(plane, rng)[0])
     return Study(sid, role, sax, lax)
-
-
-def _noisy(image: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
-    return (image + sigma * rng.standard_normal(image.shape)).astype(np.float32)[None]
 
 
 # --------------------------------------------------------------------------- demo storage

@@ -20,6 +20,7 @@ from reprolab.report import (
     save_figure,
 )
 from reprolab.report.figures import PALETTE
+from reprolab.report.stats import Verdict
 
 META = PaperMeta(
     id="planes",
@@ -97,14 +98,63 @@ def _mean_std(values: np.ndarray) -> str:
 
 
 def make_figures(pretext_paths: Sequence[str], history_paths: Sequence[str], example_paths: Sequence[str],
-                 finetune_paths: Sequence[str], out: Mapping[str, str]) -> None:
-    """The ``planes_figures`` rule: F1 heatmaps, F2 slice scatter, F3 Dice vs budget, F4 loss curves."""
+                 finetune_paths: Sequence[str], out: Mapping[str, str], segmentation_path: str | None = None) -> None:
+    """The ``planes_figures`` rule: F0 subjects, F1 heatmaps, F2 slice scatter, F3 Dice vs budget, F4 loss curves.
+
+    F0 (``out["subjects"]``) is drawn from the segmentation data when ``segmentation_path`` is given.
+    """
+    if segmentation_path is not None:
+        subjects_figure(segmentation_path, out["subjects"])
     pretext, finetune = by_arm(pretext_paths), by_arm(finetune_paths)
     examples = {Path(p).parent.name: dict(np.load(p)) for p in example_paths}
     _heatmaps({a: examples[a] for a in pretext if pretext[a]["heat_trained"] and a in examples}, out["heatmaps"])
     _slice_scatter({a: r for a, r in pretext.items() if r["slice_trained"]}, out["slices"])
     _dice_vs_budget(finetune, out["budget"])
     _curves(by_arm(history_paths), finetune, out["curves"])
+
+
+def middle_slices(arrays: Mapping[str, np.ndarray], n: int) -> list[tuple[str, str, int]]:
+    """``(subject, role, slice index)`` of the middle slice of the first ``n`` volumes, one per subject.
+
+    Subjects are taken in the order of the roles test, train, val (the test subjects first: the
+    units of the claims).
+    """
+    subjects, roles = arrays["subjects"], arrays["roles"]
+    picked, seen = [], set()
+    for role in ("test", "train", "val"):
+        for v, s in enumerate(arrays["volume_subject"]):
+            if len(picked) == n:
+                return picked
+            if roles[s] != role or s in seen:
+                continue
+            index = np.flatnonzero(arrays["volume"] == v)
+            if len(index):
+                seen.add(s)
+                picked.append((str(subjects[s]), str(role), int(index[len(index) // 2])))
+    return picked
+
+
+def subjects_figure(segmentation_path: str | Path, path: str, n: int = 5) -> None:
+    """F0: the middle SAX-like slice of a few subjects, as input and with its labels, to show the data's variability."""
+    from reprolab.medical.planes import load_npz
+
+    arrays = load_npz(segmentation_path)
+    picked = middle_slices(arrays, n)
+    if not picked:
+        raise ValueError(f"{segmentation_path}: no labelled volumes to show in F0")
+    names = ["background", *(str(c) for c in arrays["class_names"])]
+    fig, axes = figure(ncols=len(picked), nrows=2, width=2.0, height=2.0)
+    for k, (subject, role, i) in enumerate(picked):
+        image, label = arrays["image"][i].astype(np.float32), arrays["label"][i]
+        axes[0, k].imshow(image, cmap="gray")
+        axes[0, k].set_title(f"{subject} ({role})", fontsize=8)
+        axes[1, k].imshow(image, cmap="gray")
+        axes[1, k].imshow(np.ma.masked_equal(label, 0), cmap="viridis", vmin=1, vmax=max(len(names) - 1, 1), alpha=0.55,
+                          interpolation="nearest")
+    axes[1, 0].set_title("labels: " + ", ".join(names[1:]), fontsize=7, loc="left")
+    for ax in axes.flat:
+        ax.set_axis_off()
+    save_figure(fig, path)
 
 
 def _draw_line(ax, coeffs: np.ndarray, size: int, colour: str, style: str) -> None:
@@ -299,8 +349,48 @@ def volume_subjects(record: Mapping[str, Any], budget: str) -> list[str]:
     return [s for _, s in sorted(zip(test["volume"], test["subject"], strict=True))]
 
 
-def _per_budget(finetune, a: str, b: str, judge) -> dict[str, Any]:
-    return {f"{bud} labelled": judge(_compare(finetune, a, b, bud)) for bud in limited_budgets(finetune[a])}
+def mean_dice(record: Mapping[str, Any], budget: str) -> float:
+    """Mean test Dice of one arm at one budget (over seeds, test volumes and foreground classes)."""
+    return float(dice_units(record, budget)[0].mean())
+
+
+def works_gate(verdict: Verdict, claimed: float, comparator: float, works_dice: float, claimed_name: str,
+               comparator_name: str) -> Verdict:
+    """A comparison of two arms counts only if both segmentations work (mean Dice >= ``works_dice``).
+
+    The claimed arm below ``works_dice`` makes the claim "not supported" (a segmentation that
+    does not work is no evidence of a benefit, and no other outcome can rescue it); otherwise the
+    comparator below it makes the claim "inconclusive" (beating or matching a broken arm says
+    nothing about the method). Both at or above it: ``verdict`` unchanged.
+
+    Parameters
+    ----------
+    verdict
+        Verdict of the paired comparison.
+    claimed, comparator
+        Mean test Dice of the two arms in the compared setting.
+    works_dice
+        ``papers.planes.claims.works_dice``.
+    claimed_name, comparator_name
+        Names of the arms for the reason.
+    """
+    if not 0.0 <= works_dice <= 1.0:
+        raise ValueError(f"papers.planes.claims.works_dice must lie in [0, 1], got {works_dice}")
+    if claimed < works_dice:
+        return Verdict("not supported", f"{claimed_name} reaches a mean Dice of {claimed:.3f}, below "
+                                        f"claims.works_dice = {works_dice:g}: its segmentation does not work. "
+                                        f"(Comparison: {verdict.reason})")
+    if comparator < works_dice:
+        return Verdict("inconclusive", f"Not judged: the comparator {comparator_name} reaches a mean Dice of "
+                                       f"{comparator:.3f}, below claims.works_dice = {works_dice:g} (its segmentation "
+                                       f"does not work). (Comparison: {verdict.reason})")
+    return verdict
+
+
+def _per_budget(finetune, a: str, b: str, judge, works_dice: float) -> dict[str, Any]:
+    return {f"{bud} labelled": works_gate(judge(_compare(finetune, a, b, bud)), mean_dice(finetune[a], bud),
+                                          mean_dice(finetune[b], bud), works_dice, ARM_NAMES[a], ARM_NAMES[b])
+            for bud in limited_budgets(finetune[a])}
 
 
 def _measured(finetune, a: str, b: str, budget: str) -> str:
@@ -321,6 +411,7 @@ def claims_from(finetune: Mapping[str, Mapping[str, Any]], settings: Mapping[str
     from reprolab.report.stats import across_settings, non_inferiority, superiority
 
     min_effect, margin = settings["claims"]["min_effect"], settings["claims"]["margin"]
+    works = settings["claims"]["works_dice"]
     claims: list[Claim] = []
     if "scratch" not in finetune:
         return [Claim(id="C1", statement="Pretraining beats training from scratch.", paper_value=NO_NUMBERS,
@@ -338,7 +429,7 @@ def claims_from(finetune: Mapping[str, Mapping[str, Any]], settings: Mapping[str
         if arm not in finetune:
             continue
         smallest = limited_budgets(finetune[arm])[0]
-        v = across_settings(_per_budget(finetune, arm, "scratch", better), f"{smallest} labelled")
+        v = across_settings(_per_budget(finetune, arm, "scratch", better, works), f"{smallest} labelled")
         claims.append(Claim(
             id=cid, statement=f"A U-Net pretrained on {what} segments better than one trained from scratch with few labels.",
             paper_value=NO_NUMBERS, paper_label="verified: arXiv abstract ('remarkably boosted performance')",
@@ -347,12 +438,12 @@ def claims_from(finetune: Mapping[str, Mapping[str, Any]], settings: Mapping[str
             note=v.reason + " Paired on seeds (same labelled subjects) and test volumes; weights chosen on validation Dice.",
         ))
     if "multitask" in finetune and "all" in budgets_of(finetune["multitask"]):
-        claims.append(_gain_shrinks_claim(finetune, scale, evidence, min_effect))
+        claims.append(_gain_shrinks_claim(finetune, scale, evidence, min_effect, works))
     for cid, other in (("C2a", "line"), ("C2b", "slice")):
         if "multitask" not in finetune or other not in finetune:
             continue
         smallest = limited_budgets(finetune["multitask"])[0]
-        v = across_settings(_per_budget(finetune, "multitask", other, not_worse), f"{smallest} labelled")
+        v = across_settings(_per_budget(finetune, "multitask", other, not_worse, works), f"{smallest} labelled")
         claims.append(Claim(
             id=cid, statement=f"Multitask pretraining is at least as good as {ARM_NAMES[other]} pretraining "
                               f"(non-inferiority margin {DICE_SCALE * margin:.1f} Dice points).",
@@ -370,8 +461,11 @@ def claims_from(finetune: Mapping[str, Mapping[str, Any]], settings: Mapping[str
     return claims
 
 
-def _gain_shrinks_claim(finetune, scale: str, evidence: Sequence[str], min_effect: float) -> Claim:
-    """C1d: the multitask gain over scratch is larger at the smallest budget than with all labels."""
+def _gain_shrinks_claim(finetune, scale: str, evidence: Sequence[str], min_effect: float, works_dice: float) -> Claim:
+    """C1d: the multitask gain over scratch is larger at the smallest budget than with all labels.
+
+    Gated like the other comparisons (:func:`works_gate`) on both arms' Dice at the smallest budget.
+    """
     from reprolab.report.stats import paired_comparison, superiority
 
     smallest = limited_budgets(finetune["multitask"])[0]
@@ -379,7 +473,8 @@ def _gain_shrinks_claim(finetune, scale: str, evidence: Sequence[str], min_effec
              for b in (smallest, "all")}
     cmp = paired_comparison(gains[smallest], gains["all"], binary=False,
                             groups=volume_subjects(finetune["multitask"], smallest))
-    v = superiority(cmp, min_effect, DICE_SCALE, DICE_UNIT)
+    v = works_gate(superiority(cmp, min_effect, DICE_SCALE, DICE_UNIT), mean_dice(finetune["multitask"], smallest),
+                   mean_dice(finetune["scratch"], smallest), works_dice, ARM_NAMES["multitask"], ARM_NAMES["scratch"])
     return Claim(
         id="C1d", statement="The gain of (multitask) pretraining over scratch is largest with few labelled subjects.",
         paper_value=NO_NUMBERS, paper_label="unverified (card's testable form)",
@@ -394,6 +489,9 @@ def _gain_shrinks_claim(finetune, scale: str, evidence: Sequence[str], min_effec
 # --------------------------------------------------------------------------- report
 
 CAPTIONS = {
+    "subjects.png": ("F0: the middle short-axis-like slice of a few segmentation subjects after preprocessing (top) and "
+                     "its labels (bottom); in the demo each subject is the template under its own deformation, contrast, "
+                     "bias field and noise, cut by its own oblique planes."),
     "heatmaps.png": ("F1: held-out SAX inputs with the true (solid) and fitted predicted (dashed) intersecting lines "
                      "of the 2CH-like (red) and 4CH-like (blue) planes, and the predicted heatmaps."),
     "slice_location.png": "F2: predicted vs true relative slice location on held-out subjects (Pearson r, MAE).",
@@ -416,8 +514,13 @@ def _data_notes(settings: Mapping[str, Any], scale: str, finetune: Mapping[str, 
         d = data["demo"]
         notes.append(
             f"Demo anatomy: nilearn's MNI152 (ICBM 2009a nonlinear symmetric) T1, grey- and white-matter templates at "
-            f"{d['resolution_mm']} mm (Fonov et al. 2011), resliced per synthetic subject (anatomy scaled by 1 +- "
-            f"{d['scale']} per axis) on a stack of {d['slices']} parallel SAX-like planes perpendicular to a long axis "
+            f"{d['resolution_mm']} mm (Fonov et al. 2011). Each synthetic subject is the template scaled by 1 +- "
+            f"{d['scale']} per axis and deformed by its own seeded smooth diffeomorphism (random stationary velocity "
+            f"field, largest magnitude {d['deformation']['magnitude_mm']} mm, smoothness sigma "
+            f"{d['deformation']['smoothness_mm']} mm, scaling and squaring with {d['deformation']['steps']} steps; "
+            f"labels warped by the same map, nearest neighbour), with its own contrast (gamma in [1/"
+            f"{d['intensity']['gamma']}, {d['intensity']['gamma']}]), smooth bias field (log-coefficients up to "
+            f"+-{d['intensity']['bias']}) and noise (sd {d['noise']}); F0 shows a few of them. It is resliced on a stack of {d['slices']} parallel SAX-like planes perpendicular to a long axis "
             f"tilted up to {d['axis_tilt_deg']} deg from superior (offsets {d['coverage_mm']} mm from the brain centre, "
             f"in-plane rotation up to {d['inplane_deg']} deg, field of view shifted up to {d['shift_mm']} mm) and on two "
             f"long-axis planes containing that axis ({d['lax_angle_deg']} deg apart, +-{d['lax_jitter_deg']} deg), "

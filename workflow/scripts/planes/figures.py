@@ -6,4 +6,4 @@ from reprolab.medical.planes_report import make_figures
 
 with script_logging(snakemake.log[0]):
     make_figures(list(snakemake.input.pretext), list(snakemake.input.histories), list(snakemake.input.examples),
-                 list(snakemake.input.finetune), dict(snakemake.output))
+                 list(snakemake.input.finetune), dict(snakemake.output), snakemake.input.segmentation)
