@@ -83,3 +83,24 @@ def test_build_demo_data_writes_readable_splits(tmp_path):
     assert len(test) == 1 and subject["x"].shape == (1, 1, 20, 24, 20) and subject["u_true"].shape == (1, 3, 20, 24, 20)
     assert subject["labels"].dtype == torch.int64 and subject["lesion"].sum() > 0
     assert SubjectSet(out["pretrain"]).get(1)["lesion"].sum() == 0
+
+
+def test_demo_misalignment_is_large_enough_for_registration_to_matter():
+    """The demo's fields must move tissue by more than a voxel: at ``max_velocity_mm: 1`` (4 mm voxels)
+    the warped labels equalled the atlas labels and every arm scored the identity map's Dice."""
+    import yaml
+
+    from reprolab.core.config import paper_config
+    from reprolab.medical.registration import dice
+
+    config = yaml.safe_load(open("config/papers/girnet.yaml"))
+    data = paper_config(config, "girnet", "demo")["data"]
+    atlas = demo_atlas(data["voxel_mm"], tuple(data["shape"]), tuple(data["centre_mm"]))
+    shifts, dices = [], []
+    for seed in subject_seeds(7, "test", 3):
+        s = make_subject(atlas, data, seed=seed, lesioned=False)
+        brain = atlas.labels != BACKGROUND
+        shifts.append(np.linalg.norm(s["u_true"], axis=0)[brain].mean() * data["voxel_mm"])
+        dices.append(np.mean([dice(s["labels"] == k, atlas.labels == k) for k in (GREY_MATTER, WHITE_MATTER)]))
+    assert np.mean(shifts) > 0.5 * data["voxel_mm"], shifts  # mean displacement beyond half a voxel
+    assert np.mean(dices) < 0.9, dices  # without registration, tissue overlap is clearly imperfect

@@ -23,9 +23,9 @@ def test_smoke_report_is_complete_and_self_contained(smoke_run: Path):
     claims = json.loads((smoke_run / "results/girnet/claims.json").read_text())
     assert claims["paper"] == "girnet"
     ids = {c["id"]: c for c in claims["claims"]}
-    assert set(ids) == {"C1", "C2", "C3a", "C3b", "C3c"}
+    assert set(ids) == {"C0", "C1", "C2", "C3a", "C3b", "C3c"}
     assert all(c["verdict"] in VERDICTS and c["scale"] == "smoke" for c in claims["claims"])
-    assert ids["C3a"]["verdict"] == "not tested"  # the ablation arms do not run at smoke scale
+    assert ids["C3a"]["verdict"] == ids["C0"]["verdict"] == "not tested"  # ablations and oracle do not run at smoke
     for bench in (smoke_run / "benchmarks/girnet").glob("*.tsv"):
         assert bench.name.removesuffix(".tsv") in html
     assert 'href="girnet/report.html"' in (smoke_run / "results/index.html").read_text()

@@ -544,6 +544,8 @@ def _evaluate_subject(model: GIRNet, subject: Mapping[str, torch.Tensor | None],
     if region is not None:
         near = _dice_per_structure(atlas_in_x, moving_masks[0].numpy(), names, region)
         record["dice_near_lesion_mean"] = float(np.mean(list(near.values())))
+        near_identity = _dice_per_structure(atlas_masks[0].numpy(), moving_masks[0].numpy(), names, region)
+        record["dice_near_lesion_mean_identity"] = float(np.mean(list(near_identity.values())))
     if subject["u_true"] is not None:
         error = (fields.yx[0] - subject["u_true"][0]).norm(dim=0).cpu().numpy() * ctx.vox
         brain = labels_np != BACKGROUND
