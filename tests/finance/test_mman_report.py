@@ -81,7 +81,7 @@ def test_smallest_effect_of_interest_rules_out_a_small_gain():
     assert R.beats_verdict(cmps, {"accuracy": 0.05, "mcc": 0.1}).verdict == "not supported"
 
 
-# --- C3: MMAN beats a constant guess (MCC above 0, accuracy above the majority-class rate) -------
+# --- C3: MMAN beats the majority-class guess (accuracy and MCC, paired on samples, clustered by date) -
 
 
 @pytest.mark.parametrize(
@@ -97,7 +97,73 @@ def test_signal_verdict(hit, n_dates, n_stocks, expected):
     y, dates = market(n_dates, n_stocks, seed=4)
     v, cmps = R.signal_verdict(y, dates, model(y, hit), NO_EFFECT, 500)
     assert v.verdict == expected, v.reason
-    assert cmps["mcc"].seeds_known
+    assert cmps["mcc"].seeds_known and cmps["accuracy"].n_units == n_dates
+
+
+def guess_with_fixes(n_dates: int, n_stocks: int, fixed: float, seed: int = 5) -> tuple[np.ndarray, ...]:
+    """A strong market factor (most stocks of a day move together) and a model that is the majority-class
+    guess except that it gets a fraction ``fixed`` of the samples right, mostly the same ones in every seed."""
+    rng = np.random.default_rng(seed)
+    dates = np.repeat(np.arange(n_dates), n_stocks)
+    y = (np.repeat(rng.normal(0.3, 2.0, n_dates), n_stocks) + rng.normal(0, 1, len(dates)) > 0).astype(int)
+    guess = R.majority_guess(y, (3, len(y)))
+    shared = rng.random(len(y)) < fixed
+    fix = np.where(rng.random((3, len(y))) < 0.1, rng.random((3, len(y))) < fixed, shared[None, :])
+    return y, dates, np.where(fix, y, guess)
+
+
+def test_signal_is_paired_with_the_guess_on_the_same_days():
+    """The guess's accuracy swings with each day's market direction, and so does the model's: paired on the
+    same samples the day-to-day swing cancels and a small, consistent gain is found; against the majority
+    rate as a fixed number (the old reference) the swing stays in the noise and the gain is not."""
+    y, dates, pred = guess_with_fixes(120, 20, 0.1)
+    v, cmps = R.signal_verdict(y, dates, pred, {"accuracy": 0.007, "mcc": 0.02}, 500)
+    assert v.verdict == "supported", v.reason
+    correct = (pred == y).astype(float)
+    fixed_rate = R.paired_comparison(correct, np.full_like(correct, R.majority_rate(y)), binary=True, groups=dates)
+    assert fixed_rate.estimate == pytest.approx(cmps["accuracy"].estimate)
+    assert fixed_rate.low < 0 < cmps["accuracy"].low
+
+
+def test_signal_smallest_effect_of_interest_from_config():
+    """A real but tiny gain over the guess: supported with no smallest effect, not with the configured one."""
+    y, dates, pred = guess_with_fixes(800, 20, 0.01, seed=6)
+    config_effect = {"accuracy": 0.007, "mcc": 0.02}
+    assert R.signal_verdict(y, dates, pred, NO_EFFECT, 300)[0].verdict == "supported"
+    assert R.signal_verdict(y, dates, pred, config_effect, 300)[0].verdict != "supported"
+
+
+def test_signal_rejects_unpaired_inputs():
+    y, dates = market(10, 5)
+    with pytest.raises(ValueError, match="same test samples"):
+        R.signal_verdict(y, dates[:-1], model(y, 0.6), NO_EFFECT, 50)
+
+
+# --- C1: the card's claim combines the parts oH, oC, nH ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "parts, expected",
+    [
+        (("supported", "supported", "supported"), "supported"),
+        (("supported", "not supported", "supported"), "not supported"),
+        (("supported", "inconclusive", "supported"), "inconclusive"),
+        (("supported", None, "supported"), "inconclusive"),  # a part not run: the whole cannot be supported
+    ],
+)
+def test_combined_c1(parts, expected):
+    given = {k: (R.Verdict(v, "why") if v else None) for k, v in zip(R.C1_PARTS, parts)}
+    assert R.combined_verdict(given).verdict == expected
+
+
+def test_combined_c1_from_measured_parts():
+    """Built from beats_verdict rows: one ablation MMAN does not beat (a coin flip, underpowered) blocks C1."""
+    y, dates = market(60, 40)
+    mman = model(y, 0.65, seed=1)
+    rows = {k: R.beats_verdict(R.classification_comparisons(y, dates, mman, model(y, hit, seed=s), 300), NO_EFFECT)
+            for k, hit, s in (("oH", 0.5, 2), ("oC", 0.5, 3), ("nH", 0.65, 1))}
+    assert rows["oH"].verdict == rows["oC"].verdict == "supported" and rows["nH"].verdict != "supported"
+    assert R.combined_verdict(rows).verdict == "inconclusive"
 
 
 def test_the_issue_case_mcc_a_little_above_zero_with_accuracy_below_the_majority_rate():
@@ -172,7 +238,8 @@ def test_evaluation_files_pair_models_and_feed_the_claims(tmp_path, corpus_facto
     for fill in trades["fills"].values():
         assert len(fill["runs"]["mman"]["1"]["daily_return"]) == len(fill["buy_and_hold"]["days"])
     claims = {c.id: c for c in R.claims_from(metrics, trades, settings, "smoke", [])}
-    assert set(claims) == {"C1-oH", "C2", "C3"}
+    assert set(claims) == {"C1", "C1-oH", "C2", "C3"}
+    assert claims["C1"].verdict == "inconclusive" and "not run" in claims["C1"].measured  # oC, nH not run
     assert claims["C1-oH"].verdict == "supported" and claims["C3"].verdict == "supported"
     assert [r["setting"] for r in claims["C2"].by_setting] == [
         "next-open fill (realistic), pre-registered", "same-close fill (optimistic)"]

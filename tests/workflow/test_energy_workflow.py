@@ -26,7 +26,7 @@ def test_energy_smoke_outputs(smoke_run: Path):
     claims = json.loads((res / "claims.json").read_text())
     assert claims["paper"] == "energy"
     by_id = {c["id"]: c for c in claims["claims"]}
-    assert set(by_id) == {"C1a", "C1b", "C2", "C3"}
+    assert set(by_id) == {"C1a", "C1b", "C1c", "C2", "C3"}
     for claim in by_id.values():
         assert claim["verdict"] in VERDICTS and claim["scale"] == "smoke" and claim["measured"]
         assert claim["paper_label"].startswith(("verified", "unverified"))
@@ -36,7 +36,8 @@ def test_energy_smoke_outputs(smoke_run: Path):
     assert summary["n_subjects"] == 3 and len(summary["control_nodes"]) == 12
     assert by_id["C1a"]["measured"].startswith(f"median E_dyn/E_stat = {summary['median_ratio']:.2f}")
     # judged against phase-randomised surrogates at the pre-registered window, every window beside it
-    assert [r["setting"] for r in by_id["C1a"]["by_setting"]] == ["w = 50 frames (pre-registered)", "w = 100 frames"]
+    for cid in ("C1a", "C1c", "C2"):
+        assert [r["setting"] for r in by_id[cid]["by_setting"]] == ["w = 50 frames (pre-registered)", "w = 100 frames"]
     surrogates = json.loads((res / "surrogates" / "w50.json").read_text())
     assert set(surrogates["variants"]) == {"paper", "strict_pinv", "unthresholded", "equal_density"}
     assert "surrogates" in by_id["C1a"]["measured"] and "unthresholded" in by_id["C1a"]["measured"]
@@ -44,7 +45,8 @@ def test_energy_smoke_outputs(smoke_run: Path):
     assert "60 %" in html and "Human Connectome Project" in html and "pipeline check" in html.lower()
     bench = json.loads((res / "bench_gramian.json").read_text())
     assert bench["n_regions"] == 94 and bench["speedup_static_vs_nctpy"] > 1
-    for job in ("compare_w50", "compare_w100", "surrogates_w50", "surrogates_w100", "shuffle_w50", "features", "predict",
+    for job in ("compare_w50", "compare_w100", "surrogates_w50", "surrogates_w100", "shuffle_w50", "shuffle_w100",
+                "features", "predict",
                 "bench"):
         assert (smoke_run / "benchmarks" / "energy" / f"{job}.tsv").exists()
 

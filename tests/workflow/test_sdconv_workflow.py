@@ -28,11 +28,11 @@ def test_sdconv_smoke_outputs(smoke_run: Path):
     claims = json.loads((res / "claims.json").read_text())
     assert claims["paper"] == "sdconv"
     by_id = {c["id"]: c for c in claims["claims"]}
-    assert set(by_id) == {"C1", "C2a", "C2b", "bar", "C3"}
+    assert set(by_id) == {"C1", "C2a", "C2a-ni", "C2b", "bar", "C3"}
     for claim in by_id.values():
         assert claim["verdict"] in VERDICTS and claim["scale"] == "smoke" and claim["measured"]
     assert by_id["C3"]["verdict"] == "not tested"
-    for cid in ("C1", "C2a", "C2b", "bar"):  # judged at the alpha chosen on validation, every alpha shown
+    for cid in ("C1", "C2a", "C2a-ni", "C2b", "bar"):  # judged at the alpha chosen on validation, every alpha shown
         assert [r["setting"] for r in by_id[cid]["by_setting"]] == ["alpha=0.001 (chosen)"]
     # alpha was chosen on a validation split carved from the training set, before the test evaluation
     split = json.loads((res / "digits/validation_split.json").read_text())

@@ -228,7 +228,7 @@ rule energy_report:
     input:
         compare=expand("results/energy/compare/w{w}.json", w=EN_WINDOWS),
         surrogates=expand("results/energy/surrogates/w{w}.json", w=EN_WINDOWS),
-        shuffle=f"results/energy/shuffle/w{EN_MAIN}.json",
+        shuffle=expand("results/energy/shuffle/w{w}.json", w=EN_WINDOWS),
         prediction="results/energy/prediction.json",
         bench="results/energy/bench_gramian.json",
         figures=rules.energy_figures.output,

@@ -416,6 +416,10 @@ def _confusion(metrics: dict[str, Any], path: str) -> None:
 
 #: Comparators of C1, in the order of the claims table.
 COMPARATORS: tuple[str, ...] = ("oH", "oC", "nH", "nA", "price_lr", "text_lr", "rf_bow", "majority")
+#: The parts of the card's C1 ("MMAN beats price-only, text-only and no-credibility variants in
+#: accuracy and MCC"), read as the ablations oH (prices only), oC (posts only) and nH (no
+#: credibility); the C1 row combines their rows with :func:`~reprolab.report.stats.all_of`.
+C1_PARTS: tuple[str, ...] = ("oH", "oC", "nH")
 #: MCC differences are shown in hundredths (the stats layer prints one decimal).
 MCC_SCALE, MCC_UNIT = 100.0, " MCC points (1 point = 0.01 MCC)"
 #: Daily return differences in basis points per trading day.
@@ -496,25 +500,40 @@ def majority_rate(y: np.ndarray) -> float:
     return float(max(np.mean(y), 1 - np.mean(y)))
 
 
+def majority_guess(y: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Predictions of the best constant guess on these labels (the test set's majority class), shaped ``shape``.
+
+    The test set's majority, not the training split's: no constant predictor does better on
+    these samples, so beating it is the strictest trivial reference (the trained
+    majority-class baseline, which guesses the training split's majority, is C1-majority).
+    """
+    return np.full(shape, int(np.mean(y) >= 0.5), dtype=int)
+
+
 def signal_verdict(
     y: np.ndarray, dates: np.ndarray, pred: np.ndarray, min_effect: dict[str, float], n_boot: int
 ) -> tuple[Verdict, dict[str, Comparison]]:
-    """Does a model beat a constant guess? MCC above 0 and accuracy above the majority-class rate.
+    """Does a model beat a constant guess? Accuracy and MCC, paired against the majority-class guess.
 
-    MCC: :func:`~reprolab.report.stats.metric_comparison` against the constant prediction of
-    the majority class (MCC 0 on every resample), bootstrapping trading dates. Accuracy: like
-    :func:`~reprolab.report.stats.above_chance` with the test set's majority-class rate as the
-    chance level, but with the noise of the per-sample correctness clustered by trading date
-    (:func:`~reprolab.report.stats.paired_comparison` against the constant rate). Both add the
-    seed spread.
+    Both arms are scored on the same test samples: the model's per-sample correctness minus the
+    majority-class guess's (:func:`majority_guess`), with the test-set noise clustered by trading
+    date (:func:`~reprolab.report.stats.paired_comparison` with ``groups=dates``: the stocks of
+    one day move together, and on a day when most stocks fall the guess "up" is wrong for all of
+    them); MCC with :func:`~reprolab.report.stats.metric_comparison` against the same guess
+    (MCC 0 on every resample), bootstrapping trading dates. Both add the seed spread and must
+    reach their smallest effect of interest (``min_effect["accuracy"]``, ``min_effect["mcc"]``).
+
+    Returns
+    -------
+    verdict, comparisons
+        :func:`beats_verdict` of the two comparisons, and the comparisons.
     """
     pred = np.atleast_2d(pred)
-    correct = (pred == y).astype(float)
-    constant = np.full_like(pred, int(np.mean(y) >= 0.5))
-    cmps = {
-        "accuracy": paired_comparison(correct, np.full_like(correct, majority_rate(y)), binary=True, groups=dates),
-        "mcc": metric_comparison(y, pred, constant, "mcc", groups=dates, n_boot=n_boot, n_classes=2),
-    }
+    if pred.shape[-1] != len(y) or len(dates) != len(y):
+        raise ValueError(f"signal_verdict: {pred.shape[-1]} predictions, {len(y)} labels and {len(dates)} dates "
+                         "must describe the same test samples; rerun mman_evaluate")
+    guess = majority_guess(y, pred.shape)
+    cmps = classification_comparisons(y, dates, pred, guess, n_boot)
     return beats_verdict(cmps, min_effect), cmps
 
 
@@ -547,6 +566,27 @@ def trading_verdict(
         NAMES.get(o, o): superiority(c, min_effect, scale=RETURN_SCALE, unit=RETURN_UNIT) for o, c in cmps.items()
     }
     return all_of(parts), cmps
+
+
+def combined_verdict(parts: dict[str, Verdict | None]) -> Verdict:
+    """The card's C1 from its parts: every comparator of :data:`C1_PARTS` must be beaten.
+
+    Parameters
+    ----------
+    parts
+        ``{comparator: verdict of "MMAN beats it"}``; ``None`` for a comparator not run at this
+        scale, which counts as a part not shown (so the whole cannot be supported).
+
+    Returns
+    -------
+    Verdict
+        :func:`~reprolab.report.stats.all_of` of the parts.
+    """
+    named = {
+        NAMES.get(k, k): v if v is not None else Verdict("not tested", "not run at this scale (papers.mman.variants).")
+        for k, v in parts.items()
+    }
+    return all_of(named)
 
 
 def _fmt(s: dict[str, Any], metric: str) -> str:
@@ -582,15 +622,50 @@ def claims_from(
         ]
     test = scored_samples(metrics)
     min_effect, n_boot = settings["claims"]["min_effect"], settings["bootstrap"]
-    claims = [
-        _beats_claim(other, test, summary, min_effect, n_boot, metrics["n_test"], scale, evidence)
+    rows = {
+        other: _beats_claim(other, test, summary, min_effect, n_boot, metrics["n_test"], scale, evidence)
         for other in COMPARATORS
         if other in test.preds
-    ]
+    }
+    claims = [_combined_claim(rows, summary, min_effect, scale, evidence), *rows.values()]
     if "mman" in trades["fills"][settings["backtest"]["fill"]]["runs"]:
         claims.append(_trading_claim(trades, settings, scale, evidence))
     claims.append(_signal_claim(test, summary["mman"], min_effect, n_boot, scale, evidence))
     return claims
+
+
+def _combined_claim(
+    rows: dict[str, Claim], summary: dict[str, Any], min_effect: dict[str, float], scale: str, evidence: list[str]
+) -> Claim:
+    """C1 as the card states it: MMAN beats all of :data:`C1_PARTS` (each part is its C1-<model> row)."""
+    parts = {k: (Verdict(rows[k].verdict, rows[k].note) if k in rows else None) for k in C1_PARTS}
+    v = combined_verdict(parts)
+    mm = summary["mman"]
+    paper = "; ".join(f"{NAMES[k]} {PAPER_TABLE2[k][0]:.2f} % / {PAPER_TABLE2[k][1]:.4f}" for k in C1_PARTS)
+    measured = "; ".join(
+        f"{NAMES[k]}: {rows[k].verdict}" if k in rows else f"{NAMES[k]}: not run" for k in C1_PARTS
+    )
+    return Claim(
+        id="C1",
+        statement=(
+            "MMAN (text + credibility + price) beats the price-only, text-only and no-credibility variants in "
+            "accuracy and MCC."
+        ),
+        paper_value=(
+            f"MMAN {PAPER_TABLE2['mman'][0]:.2f} % / {PAPER_TABLE2['mman'][1]:.4f} vs {paper} (Xueqiu data)"
+        ),
+        paper_label=PAPER_LABEL,
+        measured=f"MMAN {_fmt(mm, 'accuracy')}, MCC {_fmt(mm, 'mcc')}. Parts: {measured}",
+        verdict=v.verdict,
+        scale=scale,
+        evidence=evidence,
+        note=(
+            "All parts must hold (rows C1-oH, C1-oC, C1-nH; the card reads oH as prices only, oC as posts only, nH "
+            "as no credibility): supported when MMAN beats each in accuracy and MCC, not supported when any part "
+            "is not supported, inconclusive otherwise (also when a part was not run). The other C1-<model> rows "
+            "are project baselines shown beside it. " + _min_effect_note(min_effect)
+        ),
+    )
 
 
 def _min_effect_note(min_effect: dict[str, float]) -> str:
@@ -656,8 +731,8 @@ def _signal_claim(
     return Claim(
         id="C3",
         statement=(
-            "MMAN's predictions beat a constant guess: its test MCC is above 0 and its accuracy above the "
-            "majority-class rate, beyond seed and test-set noise."
+            "MMAN's predictions beat a trivial predictor: its test accuracy and MCC are above those of the "
+            "majority-class guess on the same test samples, beyond seed and test-set noise."
         ),
         paper_value=f"MCC {PAPER_TABLE2['mman'][1]:.4f}, accuracy {PAPER_TABLE2['mman'][0]:.2f} % (Xueqiu data)",
         paper_label=PAPER_LABEL,
@@ -669,10 +744,12 @@ def _signal_claim(
         scale=scale,
         evidence=evidence,
         note=(
-            "References: MCC 0 (the constant prediction of the test set's majority class) and the test set's "
-            "majority-class rate as a fixed chance level. MCC: bootstrap over trading dates plus seed spread; "
-            "accuracy: per-sample correctness clustered by trading date, plus seed spread. Supported only if both "
-            "lie above their reference (the paired comparison with the trained majority-class baseline is C1-majority). "
+            "Reference: the constant guess of the test set's majority class (the best constant guess on these "
+            "samples; MCC 0), scored on the same test samples. Accuracy: per-sample correctness of MMAN minus "
+            "that of the guess, paired on samples and seeds, clustered by trading date (the stocks of one day "
+            "move together); MCC: bootstrap over trading dates, paired, plus seed spread. Supported only if both "
+            "differences lie above 0 and reach their smallest effect of interest (the trained majority-class "
+            "baseline, which guesses the training split's majority, is C1-majority). "
             + _min_effect_note(min_effect)
             + " "
             + v.reason
