@@ -144,16 +144,16 @@ def test_modes_claim_not_supported_when_many_runs_show_the_modes_alike():
 
 
 def test_modes_claim_inconclusive_when_modes_overlap_with_few_runs():
-    # the same identical modes with three runs each: the interval of epsilon^2 cannot exclude a large effect
+    # the same identical modes with three runs each: the interval of eta^2_H cannot exclude a large effect
     claim = rep.modes_claim(mode_stats([0, 0, 0, 0], 3, spread=1.0), LARGE, "demo", [])
     assert claim.verdict == "inconclusive"
 
 
 def test_modes_claim_a_significant_but_small_difference_is_not_supported_as_different():
-    # many runs, a shift of 0.3 sd between two of four modes: significant, epsilon^2 well below 0.14
+    # many runs, a shift of 0.3 sd between two of four modes: significant, eta^2_H well below 0.14
     stats = mode_stats([0, 0, 0, 0.3], 200, spread=1.0, seed=3)
     d = stats["mode_differences"]["final_Q"]
-    assert d["p"] < 0.01 and d["epsilon2"] < LARGE
+    assert d["p"] < 0.01 and d["eta2"] < LARGE
     assert rep.modes_claim(stats, LARGE, "demo", []).verdict != "supported"
 
 
@@ -165,8 +165,13 @@ def test_modes_claim_underpowered_says_it_cannot_be_tested():
     assert one_seed.verdict == "inconclusive" and "no summary testable" in one_seed.measured
 
 
-def test_epsilon_squared_bounds():
-    assert hb.epsilon_squared([np.array([1.0, 2.0]), np.array([3.0, 4.0])]) == pytest.approx(1.0 * 2.4 / 3)
-    assert hb.epsilon_squared([np.ones(3), np.ones(3)]) == 0.0
-    eps, low, high = hb.epsilon_squared_interval([np.arange(5.0), np.arange(5.0) + 100], 200, 0)
+def test_eta_squared_h_bounds():
+    assert hb.eta_squared_h([np.array([1.0, 2.0]), np.array([3.0, 4.0])]) == pytest.approx((2.4 - 1) / 2)
+    # no difference between 4 modes of 3 runs: typically 0 and on average below 'large' (0.14), where
+    # H / (n - 1) averages about 0.27
+    rng = np.random.default_rng(0)
+    null = [hb.eta_squared_h([rng.standard_normal(3) for _ in range(4)]) for _ in range(300)]
+    assert np.median(null) < 0.05 and np.mean(null) < 0.14
+    assert hb.eta_squared_h([np.ones(3), np.ones(3)]) == 0.0
+    eps, low, high = hb.eta_squared_h_interval([np.arange(5.0), np.arange(5.0) + 100], 200, 0)
     assert eps > 0.7 and low > 0.5 and high <= 1.0

@@ -455,8 +455,8 @@ def mode_summary_verdict(d: dict[str, Any], alpha: float, min_effect: float, nam
     """One per-run summary across modes: different, alike, or neither.
 
     Supported when the permutation Kruskal-Wallis p lies below ``alpha`` (already divided by
-    the number of summaries) and the rank effect size ``epsilon^2`` reaches ``min_effect``; not
-    supported (the modes are alike on it) when the bootstrap interval of ``epsilon^2`` lies
+    the number of summaries) and the rank effect size ``eta^2_H`` reaches ``min_effect``; not
+    supported (the modes are alike on it) when the bootstrap interval of ``eta^2_H`` lies
     below ``min_effect``; inconclusive otherwise, or when the summary could not be computed.
     """
     if not np.isfinite(d["p"]):
@@ -464,12 +464,12 @@ def mode_summary_verdict(d: dict[str, Any], alpha: float, min_effect: float, nam
     test = significance(d["p"], True, alpha, d["smallest_p"],
                         test=f"{name}: permutation Kruskal-Wallis ({d['permutations']} relabelings)")
     size = superiority(Comparison.from_interval(
-        d["epsilon2"], d["epsilon2_low"], d["epsilon2_high"], "rank epsilon^2", n_units=d.get("runs", 0),
+        d["eta2"], d["eta2_low"], d["eta2_high"], "rank eta^2_H", n_units=d.get("runs", 0),
         units="runs"), min_effect, scale=1.0, unit="")
-    effect = (f"epsilon^2 = {d['epsilon2']:.3f} (95 % bootstrap interval {d['epsilon2_low']:.3f}-"
-              f"{d['epsilon2_high']:.3f}, {d.get('runs', 0)} runs resampled within modes; smallest effect of "
+    effect = (f"eta^2_H = {d['eta2']:.3f} (95 % bootstrap interval {d['eta2_low']:.3f}-"
+              f"{d['eta2_high']:.3f}, {d.get('runs', 0)} runs resampled within modes; smallest effect of "
               f"interest {min_effect:g})")
-    if test.verdict == "supported" and d["epsilon2"] >= min_effect:
+    if test.verdict == "supported" and d["eta2"] >= min_effect:
         return Verdict("supported", f"{test.reason} {effect}: a large difference.")
     if size.verdict == "not supported":
         return Verdict("not supported", f"{name}: the modes are alike: {effect}: the interval lies below it.")
@@ -479,9 +479,9 @@ def mode_summary_verdict(d: dict[str, Any], alpha: float, min_effect: float, nam
 def modes_claim(stats: dict[str, Any], min_effect: float, scale: str, evidence: list[str]) -> Claim:
     """C3: some per-run summary differs across learning modes (permutation Kruskal-Wallis, Bonferroni).
 
-    Supported when any summary differs (significant at ``alpha / m`` with ``epsilon^2 >=
+    Supported when any summary differs (significant at ``alpha / m`` with ``eta^2_H >=
     min_effect``); not supported when every summary is shown alike (bootstrap upper bound of
-    ``epsilon^2`` below ``min_effect``); inconclusive otherwise.
+    ``eta^2_H`` below ``min_effect``); inconclusive otherwise.
     """
     alpha, diffs = stats["alpha"], stats["mode_differences"]
     m = len(diffs)
@@ -496,8 +496,8 @@ def modes_claim(stats: dict[str, Any], min_effect: float, scale: str, evidence: 
         v = Verdict("inconclusive", reasons or "no summary testable")
     finite = {k: d for k, d in diffs.items() if np.isfinite(d["p"])}
     measured = "; ".join(
-        f"{k}: H = {d['H']:.2f}, permutation p = {d['p']:.3g}, epsilon^2 = {d['epsilon2']:.2f} "
-        f"(95 % CI {d['epsilon2_low']:.2f}-{d['epsilon2_high']:.2f})" for k, d in finite.items()
+        f"{k}: H = {d['H']:.2f}, permutation p = {d['p']:.3g}, eta^2_H = {d['eta2']:.2f} "
+        f"(95 % CI {d['eta2_low']:.2f}-{d['eta2_high']:.2f})" for k, d in finite.items()
     ) or "no summary testable (fewer than two modes with two or more runs)"
     return Claim(
         id="C3",
@@ -506,14 +506,14 @@ def modes_claim(stats: dict[str, Any], min_effect: float, scale: str, evidence: 
         paper_value="qualitative (abstract: 'across diverse learning modes ... various previously unknown patterns')",
         paper_label="verified: arXiv abstract; the mapping of the paper's modes to the HebbFF code's is unverified",
         measured=measured, verdict=v.verdict, scale=scale, evidence=evidence,
-        by_setting=[{"setting": k, "measured": f"p = {d['p']:.3g}, epsilon^2 = {d['epsilon2']:.2f}",
+        by_setting=[{"setting": k, "measured": f"p = {d['p']:.3g}, eta^2_H = {d['eta2']:.2f}",
                      "verdict": parts[k].verdict} for k, d in diffs.items()],
         note=(f"{v.reason} Per-run summaries ({', '.join(diffs)}) are compared across modes by Kruskal-Wallis H with "
               f"a permutation p-value ({next(iter(diffs.values()))['permutations'] if diffs else 0} relabelings of "
               "the runs' modes): the chi-square approximation cannot go below p ~ 0.016 with three runs in each of "
               f"four modes, under the Bonferroni level {alpha / max(m, 1):.3g}. A summary differs when its test is "
-              f"significant and its rank effect size epsilon^2 = H / (n - 1) reaches analysis.mode_min_effect = "
-              f"{min_effect:g} (fixed before the run); it is alike when the bootstrap interval of epsilon^2 lies "
+              f"significant and its rank effect size eta^2_H = (H - k + 1) / (n - k) reaches analysis.mode_min_effect = "
+              f"{min_effect:g} (fixed before the run); it is alike when the bootstrap interval of eta^2_H lies "
               "below that; the claim is not supported only when every summary is alike. With few runs per mode the "
               "bootstrap interval is shifted upward (resampled runs tie within their mode; it can even lie above the "
               "estimate), which makes 'alike' conservative: it needs many runs per mode."),
