@@ -26,7 +26,7 @@ SETTINGS = {
     "concepts": {"n_samples": 10, "svm_c": 0.1, "cav_split": 0.5, "min_positives": 2},
     "cbm": {"lr": 0.05, "epochs": 3, "batch_size": 16, "init": "zero"},
     "explain": {"top_k": 5, "check_k": 3},
-    "claims": {"c1_margin": 0.05, "n_boot": 100},
+    "claims": {"c1_margin": 0.05, "n_boot": 100, "intervention_min_effect": 0.025, "drop_min_effect": 0.025},
 }
 
 
@@ -100,5 +100,5 @@ def test_evaluation_figures_and_report(run, tmp_path):
     html = (tmp_path / "report.html").read_text()
     assert "pipeline check with known truth" in html and "reader study" in html
     claims = {c["id"]: c for c in json.loads((tmp_path / "claims.json").read_text())["claims"]}
-    assert set(claims) == {"C1", "C1-value", "C2", "C3"}
+    assert set(claims) == {"C1", "C1-value", "C2", "C3", "C4", "C5"}
     assert claims["C3"]["verdict"] == claims["C1-value"]["verdict"] == "not tested"

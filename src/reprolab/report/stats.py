@@ -579,7 +579,7 @@ def _null_reach(cmp: Comparison, min_effect: float, scale: float, unit: str) -> 
         return ""
     return (f" At this scale the half-width ({_pts(cmp.half_width, scale, unit)}) is at least the smallest effect of "
             f"interest ({_pts(min_effect, scale, unit)}): a null effect cannot come out 'not supported' here; more "
-            "test units or seeds are needed.")
+            "test units (or training runs) are needed.")
 
 
 def equivalence(cmp: Comparison, margin: float, scale: float = 100.0, unit: str = " points") -> Verdict:
