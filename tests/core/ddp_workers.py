@@ -62,3 +62,24 @@ def write_marker(path: str) -> int:
         Path(path).write_text(str(dd.world_size()))
     dd.barrier()
     return int(np.int64(dd.world_size()))
+
+
+def shares_and_buffers(batch: int) -> dict:
+    """Each rank's share of a global batch, its loss weight, and a BatchNorm buffer after sync_buffers."""
+    part = dd.local_share(np.arange(batch))
+    bn = nn.BatchNorm1d(2)
+    bn.running_mean.fill_(float(dd.rank() + 1))  # rank 0: 1, rank 1: 2
+    dd.sync_buffers(bn)
+    sums = dd.reduce_sums({"mean": float(bn.running_mean[0]), "weight": dd.share_weight(len(part), batch),
+                           "n": float(len(part))})
+    parts = dd.gather_by_index(np.array([dd.rank()]), [np.array([part.tolist() + [-1] * (batch - len(part))])])[0]
+    return {"sums": sums, "parts": parts}
+
+
+def split_error(batch: int) -> str:
+    """The error of splitting a global batch smaller than the number of processes ('' if none)."""
+    try:
+        dd.local_share(np.arange(batch))
+    except ValueError as err:
+        return str(err)
+    return ""

@@ -39,6 +39,16 @@ def test_two_gloo_processes_gather_and_reduce():
     assert out["sums"] == {"one": 2.0, "rank": 1.0} and out["main"]
 
 
+def test_global_batches_split_into_weighted_shares_and_buffers_come_from_rank_0():
+    out = dd.launch(w.shares_and_buffers, (5,), TWO, "cpu")
+    assert out["parts"][0].tolist() == [0, 1, 2, -1, -1] and out["parts"][1].tolist() == [3, 4, -1, -1, -1]
+    # shares 3 and 2 of 5 weigh 6/5 and 4/5: their mean (DDP's gradient average) is the global mean
+    assert out["sums"] == pytest.approx({"mean": 2.0, "weight": 2.0, "n": 5.0})  # rank 0's buffer (1) on both
+    one = dd.local_share(np.arange(5))
+    assert one.tolist() == list(range(5)) and dd.share_weight(5, 5) == 1.0
+    assert "cannot be split over 2 processes" in dd.launch(w.split_error, (1,), TWO, "cpu")
+
+
 def test_two_processes_take_the_one_process_steps_and_resume_with_any_count(tmp_path):
     one = w.train_linear(4, str(tmp_path / "one"))
     two = dd.launch(w.train_linear, (4, str(tmp_path / "two")), TWO, "cpu")

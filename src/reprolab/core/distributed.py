@@ -176,6 +176,52 @@ def unwrap(model: Any) -> Any:
     return getattr(model, "module", model)
 
 
+def local_share(batch: np.ndarray) -> np.ndarray:
+    """This process's part of one global batch: ``np.array_split(batch, world_size)[rank]``.
+
+    Training code whose batches are drawn once for the whole run (the same indices on every
+    rank, e.g. from a seeded generator) splits each global batch with this. The parts differ in
+    size by at most one; weight each process's mean loss by :func:`share_weight` so that the
+    averaged gradient is the global batch's. With one process the batch itself is returned.
+
+    Raises
+    ------
+    ValueError
+        If the batch has fewer samples than there are processes (a process would get none and
+        ``DistributedDataParallel`` would wait for it forever).
+    """
+    batch = np.asarray(batch)
+    if not is_distributed():
+        return batch
+    if len(batch) < world_size():
+        raise ValueError(f"a global batch of {len(batch)} samples cannot be split over {world_size()} processes; "
+                         "raise the batch size or lower resources.gpus / processes_per_node")
+    return np.array_split(batch, world_size())[rank()]
+
+
+def share_weight(n_local: int, n_global: int) -> float:
+    """Factor of a process's mean loss so that DDP's gradient average is the global batch mean.
+
+    DDP averages gradients over ``W`` processes; a process holding ``n_local`` of ``n_global``
+    samples multiplies its mean loss by ``n_local * W / n_global``. This is exactly ``1.0`` with
+    one process (so single-process numbers stay bit-identical) and with equal shares.
+    """
+    return n_local * world_size() / n_global
+
+
+def sync_buffers(model: Any) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) to every process (no-op with one).
+
+    DDP broadcasts buffers at the start of each forward pass, so after the last training step of
+    an epoch every process holds running statistics updated from its own share only. Calling
+    this before evaluating makes all processes evaluate (and checkpoint) rank 0's model.
+    """
+    if not is_distributed():
+        return
+    for buf in unwrap(model).buffers():
+        _dist().broadcast(buf, src=0)
+
+
 def reduce_sums(values: Mapping[str, float]) -> dict[str, float]:
     """Sum each value over all processes (identity when not distributed)."""
     if not is_distributed():

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from reprolab.core import distributed as dd
 from reprolab.core.errors import ConfigError, DataError
 from reprolab.core.io import atomic_path, write_json
 from reprolab.medical.geometry import (
@@ -369,11 +370,19 @@ def _pretext_losses(model, data: PretextData, index, frame, sigma: float, device
 
 
 def pretrain(arm: str, cfg: Mapping[str, Any], data_path: str | Path, seed: int, device: str,
-             checkpoint_dir: str | Path) -> tuple[Any, list[dict[str, Any]], Best]:
+             checkpoint_dir: str | Path, sync_batchnorm: bool = False) -> tuple[Any, list[dict[str, Any]], Best]:
     """Pretrain one arm (card, sections 2.2-2.4); resumable through ``checkpoint_dir``.
 
     Every epoch draws one random SAX image (and frame) per training subject, in batches of
     ``pretrain.batch_size``; the validation loss (same weights) selects the best epoch.
+
+    Inside a data-parallel process group (:func:`reprolab.core.distributed.launch_training`)
+    every process draws the same global batches, takes its share
+    (:func:`reprolab.core.distributed.local_share`) and trains the DDP-wrapped model; training
+    losses are summed over processes, BatchNorm running statistics are taken from rank 0 before
+    validation (so every process validates and keeps the same best weights), and only rank 0
+    writes the checkpoint. ``sync_batchnorm`` (``resources.sync_batchnorm``, CUDA only) normalises
+    over the global batch; otherwise each process normalises over its share.
 
     Returns
     -------
@@ -389,32 +398,41 @@ def pretrain(arm: str, cfg: Mapping[str, Any], data_path: str | Path, seed: int,
     train, val = PretextData(arrays, "pretrain"), PretextData(arrays, "pretrain_val")
     seed_everything(seed)
     model = pretext_model(cfg["model"]).to(device)
+    net = dd.wrap(model, device, sync_batchnorm)
     opt, sched = _optimiser(model, spec)
     best = Best()
+    skip_below = max(2, dd.world_size())  # batch norm cannot train on a single image; every process needs one
 
     def epoch_fn(epoch: int) -> dict[str, float]:
         rng = np.random.default_rng(epoch_seed(seed, epoch))
-        model.train()
+        net.train()
         index, frame = train.epoch_items(rng)
         sums, used = np.zeros(3), 0
         for start in range(0, len(index), spec["batch_size"]):
-            sl = slice(start, start + spec["batch_size"])
-            if len(index[sl]) < 2 < len(index):  # batch norm cannot train on a trailing single image
+            batch = np.arange(start, min(start + spec["batch_size"], len(index)))
+            if len(batch) < skip_below < len(index):  # a trailing batch too small to train on (or to split)
                 continue
-            heat, slc = _pretext_losses(model, train, index[sl], frame[sl], sigma, device)
+            part = dd.local_share(batch)
+            heat, slc = _pretext_losses(net, train, index[part], frame[part], sigma, device)
             loss = alpha * heat + beta * slc
+            # the share weight is exactly 1.0 with one process: the same numbers as plain ``loss``
+            weighted = loss * dd.share_weight(len(part), len(batch))
             if spec["l1"] > 0:
-                loss = loss + spec["l1"] * _l1(model)
+                penalty = spec["l1"] * _l1(model)
+                loss, weighted = loss + penalty, weighted + penalty
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            weighted.backward()
             opt.step()
-            sums += np.array([loss.item(), heat.item(), slc.item()]) * len(index[sl])
-            used += len(index[sl])
+            sums += np.array([loss.item(), heat.item(), slc.item()]) * len(part)
+            used += len(part)
         sched.step()
+        dd.sync_buffers(model)
         val_heat, val_slice = _pretext_eval_losses(model, val, sigma, device, spec["batch_size"])
         val_loss = alpha * val_heat + beta * val_slice
         best.offer(val_loss, epoch + 1, model)
-        train_loss, train_heat, train_slice = sums / max(used, 1)
+        reduced = dd.reduce_sums({"loss": sums[0], "heat": sums[1], "slice": sums[2], "used": used})
+        train_loss, train_heat, train_slice = (np.array([reduced["loss"], reduced["heat"], reduced["slice"]])
+                                               / max(reduced["used"], 1))
         return {"train_loss": train_loss, "train_heat": train_heat, "train_slice": train_slice,
                 "val_loss": val_loss, "val_heat": val_heat, "val_slice": val_slice,
                 "lr": opt.param_groups[0]["lr"]}
@@ -516,15 +534,22 @@ def run_pretraining(arm: str, cfg: Mapping[str, Any], data_path: str, device_pre
 
     ``out`` names the files written: ``model`` (weights), ``history`` (per-epoch losses),
     ``eval`` (held-out pretext accuracy, per image) and ``examples`` (arrays of the F1 figure).
+    Runs in the processes ``cfg["resources"]`` asks for
+    (:func:`reprolab.core.distributed.launch_training`); only rank 0 evaluates and writes.
     """
+    dd.launch_training(_pretrain_job, (arm, cfg, data_path, checkpoint_dir, dict(out)), cfg.get("resources"),
+                       device_pref, threads)
+
+
+def _pretrain_job(arm: str, cfg: Mapping[str, Any], data_path: str, checkpoint_dir: str, out: Mapping[str, str], *,
+                  device: str, sync_batchnorm: bool) -> None:
+    """Body of :func:`run_pretraining` in every process."""
     import torch
 
-    from reprolab.core.runtime import choose_device, set_threads
-
     seed = int(cfg["pretrain_seed"])
-    set_threads(threads)
-    device = choose_device(device_pref)
-    model, history, best = pretrain(arm, cfg, data_path, seed, device, checkpoint_dir)
+    model, history, best = pretrain(arm, cfg, data_path, seed, device, checkpoint_dir, sync_batchnorm)
+    if not dd.is_main():
+        return
     test = PretextData(load_npz(data_path), "pretrain_test")
     record, examples = evaluate_pretext(model, test, arm, float(cfg["heatmap_sigma_px"]), device,
                                         cfg["pretrain"]["examples"])
@@ -653,7 +678,8 @@ def score_volumes(pred: np.ndarray, data: SegmentationData, n_classes: int, surf
 
 
 def finetune(arm: str, cfg: Mapping[str, Any], arrays: Mapping[str, np.ndarray], budget: int | str, seed: int,
-             init_state: dict | None, device: str, checkpoint_dir: str | Path, init_id: str = "") -> dict[str, Any]:
+             init_state: dict | None, device: str, checkpoint_dir: str | Path, init_id: str = "",
+             sync_batchnorm: bool = False) -> dict[str, Any]:
     """Train one segmentation run (card, section 2.5) and score it on the test volumes.
 
     Each epoch is one shuffled pass over the labelled slices (``steps_per_epoch: pass``, as the
@@ -662,6 +688,11 @@ def finetune(arm: str, cfg: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
     (:func:`segmentation_loss`) plus ``l1`` times the L1 norm of the weights. Validation Dice (mean over
     foreground classes and validation volumes) every ``val_every`` epochs selects the weights
     that are tested.
+
+    Data-parallel as :func:`pretrain`: every process draws (and rotates) the same global batches
+    and trains on its share; the training loss is summed over processes, rank 0's BatchNorm
+    statistics are copied to all before validation, and every process validates and tests the
+    same weights on the whole (small) validation and test sets.
     """
     import torch
 
@@ -679,27 +710,34 @@ def finetune(arm: str, cfg: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
     if init_state is not None:
         transfer_weights(model, init_state, prefix="unet.")
     model.to(device)
+    net = dd.wrap(model, device, sync_batchnorm)
     opt, sched = _optimiser(model, spec)
     best = Best(score=-1.0, lower_is_better=False)
     criterion = segmentation_loss(spec["loss"])
 
     def epoch_fn(epoch: int) -> dict[str, float]:
         gen = torch.Generator().manual_seed(epoch_seed(seed, epoch))
-        model.train()
+        net.train()
         total = 0.0
         batches = _epoch_batches(len(train.image), spec["batch_size"], spec["steps_per_epoch"], gen)
         for index in batches:
             x = torch.as_tensor(train.image[index].astype(np.float32)[:, None])
             y = torch.as_tensor(train.label[index].astype(np.int64))
-            x, y = _rotate_batch(x, y, spec["rotation_deg"], gen)
-            loss = criterion(model(x.to(device)), y.to(device))
+            x, y = _rotate_batch(x, y, spec["rotation_deg"], gen)  # the global batch: the same draws on every rank
+            part = torch.as_tensor(dd.local_share(np.arange(len(index))))
+            share = len(part) / len(index)  # exactly 1.0 with one process
+            loss = criterion(net(x[part].to(device)), y[part].to(device))
+            weighted = loss * (share * dd.world_size())
             if spec["l1"] > 0:
-                loss = loss + spec["l1"] * _l1(model)
+                penalty = spec["l1"] * _l1(model)
+                loss, weighted = loss + penalty, weighted + penalty
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            weighted.backward()
             opt.step()
-            total += loss.item()
+            total += loss.item() * share
         sched.step()
+        total = dd.reduce_sums({"loss": total})["loss"]
+        dd.sync_buffers(model)
         out = {"train_loss": total / len(batches), "lr": opt.param_groups[0]["lr"]}
         if (epoch + 1) % spec["val_every"] == 0 or epoch + 1 == spec["epochs"]:
             scores = score_volumes(predict_volumes(model, val, device), val, n_classes, surface=False)
@@ -723,19 +761,23 @@ def run_finetuning(arm: str, cfg: Mapping[str, Any], data_path: str, pretrained:
     """The ``planes_finetune`` rule: every seed and label budget of one initialisation.
 
     Each (seed, budget) run has its own checkpoint folder ``<checkpoint_root>/s<seed>_b<budget>``,
-    so a killed job resumes where it stopped.
+    so a killed job resumes where it stopped. Runs in the processes ``cfg["resources"]`` asks for
+    (:func:`reprolab.core.distributed.launch_training`); only rank 0 writes ``out_eval``.
     """
+    if arm != "scratch" and not pretrained:
+        raise ConfigError(f"papers.planes: arm {arm!r} needs a pretrained model")
+    dd.launch_training(_finetune_job, (arm, cfg, data_path, pretrained, checkpoint_root, out_eval),
+                       cfg.get("resources"), device_pref, threads)
+
+
+def _finetune_job(arm: str, cfg: Mapping[str, Any], data_path: str, pretrained: str | None, checkpoint_root: str,
+                  out_eval: str, *, device: str, sync_batchnorm: bool) -> None:
+    """Body of :func:`run_finetuning` in every process."""
     import torch
 
-    from reprolab.core.runtime import choose_device, set_threads
-
-    set_threads(threads)
-    device = choose_device(device_pref)
     arrays = load_npz(data_path)
     init_state = None
     if arm != "scratch":
-        if not pretrained:
-            raise ConfigError(f"papers.planes: arm {arm!r} needs a pretrained model")
         init_state = torch.load(pretrained, map_location="cpu", weights_only=False)["state_dict"]
     # a checkpoint made from other pretrained weights must not be resumed
     init_id = hashlib.sha256(Path(pretrained).read_bytes()).hexdigest()[:16] if init_state is not None else ""
@@ -743,12 +785,13 @@ def run_finetuning(arm: str, cfg: Mapping[str, Any], data_path: str, pretrained:
     for seed in cfg["seeds"]:
         for budget in cfg["finetune"]["budgets"]:
             run = finetune(arm, cfg, arrays, budget, int(seed), copy.deepcopy(init_state), device,
-                           Path(checkpoint_root) / f"s{seed}_b{budget}", init_id)
+                           Path(checkpoint_root) / f"s{seed}_b{budget}", init_id, sync_batchnorm)
             log.info("%s seed %s budget %s: validation Dice %.3f at epoch %d", arm, seed, budget, run["val_dice"],
                      run["best_epoch"])
             runs.append(run)
-    write_json(out_eval, {"arm": arm, "device": device, "classes": _class_names(arrays), "runs": runs,
-                          "pretrained": pretrained})
+    if dd.is_main():
+        write_json(out_eval, {"arm": arm, "device": device, "classes": _class_names(arrays), "runs": runs,
+                              "pretrained": pretrained})
 
 
 def _class_names(arrays: Mapping[str, np.ndarray]) -> list[str]:
