@@ -158,8 +158,12 @@ def shard(n: int, seed: int, epoch: int, shuffle: bool, num_replicas: int | None
     return np.fromiter(iter(sampler), dtype=np.int64)
 
 
-def wrap(model: Any, device: str, sync_batchnorm: bool = False) -> Any:
-    """``DistributedDataParallel(model)`` when distributed (with ``SyncBatchNorm`` on CUDA if asked), else ``model``."""
+def wrap(model: Any, device: str, sync_batchnorm: bool = False, find_unused_parameters: bool = False) -> Any:
+    """``DistributedDataParallel(model)`` when distributed (with ``SyncBatchNorm`` on CUDA if asked), else ``model``.
+
+    ``find_unused_parameters``: a model whose forward pass may skip parameters on a process (a
+    sub-network run only on present inputs) lets DDP treat them as zero gradients there.
+    """
     if not is_distributed():
         return model
     import torch
@@ -168,7 +172,7 @@ def wrap(model: Any, device: str, sync_batchnorm: bool = False) -> Any:
     if sync_batchnorm and device.startswith("cuda"):
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     ids = [int(device.split(":")[1])] if device.startswith("cuda:") else None
-    return DistributedDataParallel(model, device_ids=ids)
+    return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=find_unused_parameters)
 
 
 def unwrap(model: Any) -> Any:

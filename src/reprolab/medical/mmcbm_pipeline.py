@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from reprolab.core import distributed as dd
 from reprolab.core.io import atomic_path, write_json
 from reprolab.core.loop import run_epochs, run_key
 from reprolab.core.runtime import choose_device, seed_everything, set_threads
@@ -99,45 +100,71 @@ def train_backbone(cohort_path: str, folds_path: str, fold: int, seed: int, sett
     """Rule ``mmcbm_backbone``: train the black box on the training folds (final epoch kept).
 
     Cross-entropy, AdamW (card 2.1). The test fold's macro-F1 is logged per epoch as a
-    diagnostic only; nothing is selected on it.
+    diagnostic only; nothing is selected on it. Runs in the processes ``settings["resources"]``
+    asks for (:func:`reprolab.core.distributed.launch_training`): every process draws the same
+    global batches and flips, trains the DDP-wrapped backbone on its share (a modality absent
+    from a share leaves its encoder unused there, so DDP looks for unused parameters), sums the
+    training numbers over processes and takes rank 0's BatchNorm statistics before the
+    diagnostic; only rank 0 writes. A trailing batch with fewer patients than processes is
+    skipped (it cannot be split); with one process nothing changes.
     """
-    set_threads(threads)
+    dd.launch_training(_backbone_job, (cohort_path, folds_path, fold, seed, settings, checkpoint_dir, out_model,
+                                       out_history, imagenet_weights),
+                       settings.get("resources"), device, threads)
+
+
+def _backbone_job(cohort_path: str, folds_path: str, fold: int, seed: int, settings: dict[str, Any],
+                  checkpoint_dir: str, out_model: str, out_history: str, imagenet_weights: str | None, *,
+                  device: str, sync_batchnorm: bool) -> None:
+    """Body of :func:`train_backbone` in every process."""
     cohort = load_cohort(cohort_path)
     folds = load_folds(folds_path, cohort)
     train, test, _ = _split(folds, fold)
     cfg = settings["backbone"]
-    device = choose_device(device)
     seed_everything(fold_seed(seed, fold))
     model = build_backbone(settings, imagenet_weights).to(device)
+    net = dd.wrap(model, device, sync_batchnorm, find_unused_parameters=True)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     labels = torch.from_numpy(cohort.labels)
     loss_fn = nn.CrossEntropyLoss()
 
     def epoch(e: int) -> dict[str, float]:
-        model.train()
+        net.train()
         rng = np.random.default_rng(np.random.randint(2**31))
         total, correct, count = 0.0, 0, 0
         for b in _batches(rng.permutation(train), cfg["batch_size"]):
             images, masks = batch_tensors(cohort.images, cohort.image_mask, b, device)
             if cfg["hflip"]:
-                images = _flip(images, rng)
+                images = _flip(images, rng)  # drawn for the global batch: the same flips on every process
+            if len(b) < dd.world_size():
+                continue
+            n_global = len(b)
+            if dd.is_distributed():
+                part = torch.from_numpy(dd.local_share(np.arange(n_global))).to(device)
+                images, masks = {m: x[part] for m, x in images.items()}, {m: x[part] for m, x in masks.items()}
+                b = b[part.cpu().numpy()]
             y = labels[b].to(device)
-            logits = model(images, masks)
+            logits = net(images, masks)
             loss = loss_fn(logits, y)
             opt.zero_grad()
-            loss.backward()
+            (loss * dd.share_weight(len(b), n_global)).backward()  # the factor is exactly 1.0 with one process
             opt.step()
             total += loss.item() * len(b)
             correct += int((logits.argmax(1) == y).sum())
             count += len(b)
+        sums = dd.reduce_sums({"total": total, "correct": correct, "count": count})
+        dd.sync_buffers(model)
         probs = predict_backbone(model, cohort, test, device, cfg["batch_size"])
         test_f1 = classification_metrics(cohort.labels[test], probs.argmax(1))["macro_f1"]
-        return {"train_loss": total / count, "train_accuracy": correct / count, "test_fold_macro_f1": test_f1}
+        return {"train_loss": sums["total"] / sums["count"], "train_accuracy": sums["correct"] / sums["count"],
+                "test_fold_macro_f1": test_f1}
 
     key = run_key({"settings": {k: settings[k] for k in ("encoder", "backbone", "normalization")},
                    "fold": fold, "seed": seed, "data": _data_key(cohort, folds)})
     history = run_epochs(epoch, {"model": model, "optimizer": opt}, cfg["epochs"], fold_seed(seed, fold), key,
                          checkpoint_dir, desc=f"backbone fold {fold}")
+    if not dd.is_main():
+        return
     with atomic_path(out_model) as tmp:
         torch.save(model.state_dict(), tmp)
     write_json(out_history, {"fold": fold, "seed": seed, "device": device, "n_train": len(train),
